@@ -1,0 +1,129 @@
+/**
+ * Byte helpers shared by every ABI codec: the decode result type, the error type, bounds-checked
+ * little-endian access and hex conversion. Pure: no IO.
+ *
+ * Xen's shared structures are little-endian on every architecture Xen supports (x86, Arm). The
+ * codecs use DataView with explicit little-endian accesses; the ring code, which reads shared
+ * indices with Atomics on a Uint32Array, relies on the host being little-endian and checks it.
+ */
+
+export type AbiErrorCode =
+  | 'short' // fewer bytes than the structure needs
+  | 'range' // a field value outside what the C type can hold
+  | 'malformed' // bytes or text that do not form a valid value
+  | 'too-large'; // a length beyond a protocol limit
+
+/** A decoding or encoding problem. Decoders return it; encoders throw it. */
+export class AbiError extends Error {
+  readonly code: AbiErrorCode;
+  constructor(code: AbiErrorCode, message: string) {
+    super(message);
+    this.name = 'AbiError';
+    this.code = code;
+  }
+}
+
+export type Decoded<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: AbiError };
+
+export function ok<T>(value: T): Decoded<T> {
+  return { ok: true, value };
+}
+
+export function fail<T>(code: AbiErrorCode, message: string): Decoded<T> {
+  return { ok: false, error: new AbiError(code, message) };
+}
+
+export const U8_MAX = 0xff;
+export const U16_MAX = 0xffff;
+export const U32_MAX = 0xffff_ffff;
+export const U64_MAX = 0xffff_ffff_ffff_ffffn;
+export const S32_MIN = -0x8000_0000;
+export const S32_MAX = 0x7fff_ffff;
+
+export const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** A DataView over exactly `length` bytes at the start of `bytes`, or an error if it is shorter. */
+export function viewOf(bytes: Uint8Array, length: number, what: string): Decoded<DataView> {
+  if (bytes.byteLength < length) {
+    return fail('short', `${what}: need ${length} bytes, got ${bytes.byteLength}`);
+  }
+  return ok(new DataView(bytes.buffer, bytes.byteOffset, length));
+}
+
+/** A writable DataView over `length` bytes of `out` at `offset`; throws if out is too small. */
+export function outView(out: Uint8Array, offset: number, length: number, what: string): DataView {
+  if (!Number.isInteger(offset) || offset < 0 || offset + length > out.byteLength) {
+    throw new AbiError(
+      'short',
+      `${what}: need ${length} bytes at offset ${offset}, buffer has ${out.byteLength}`,
+    );
+  }
+  return new DataView(out.buffer, out.byteOffset + offset, length);
+}
+
+/** True if any byte in [from, to) of the view is non-zero. */
+export function anyNonZero(view: DataView, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    if (view.getUint8(i) !== 0) return true;
+  }
+  return false;
+}
+
+function checkInt(value: number, min: number, max: number, field: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new AbiError('range', `${field}: ${String(value)} is not an integer in [${min}, ${max}]`);
+  }
+  return value;
+}
+
+export const checkU8 = (v: number, field: string): number => checkInt(v, 0, U8_MAX, field);
+export const checkU16 = (v: number, field: string): number => checkInt(v, 0, U16_MAX, field);
+export const checkU32 = (v: number, field: string): number => checkInt(v, 0, U32_MAX, field);
+export const checkS32 = (v: number, field: string): number => checkInt(v, S32_MIN, S32_MAX, field);
+
+export function checkU64(value: bigint, field: string): bigint {
+  if (typeof value !== 'bigint' || value < 0n || value > U64_MAX) {
+    throw new AbiError('range', `${field}: ${String(value)} is not a u64`);
+  }
+  return value;
+}
+
+const HEX = '0123456789abcdef';
+
+export function toHex(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    s += HEX[b >> 4]! + HEX[b & 15]!;
+  }
+  return s;
+}
+
+/** Parses hex text; whitespace is ignored. Odd length or a non-hex character is an error. */
+export function fromHex(text: string): Decoded<Uint8Array> {
+  const clean = text.replace(/\s+/g, '');
+  if (clean.length % 2 !== 0) return fail('malformed', `hex: odd number of digits (${clean.length})`);
+  const out = new Uint8Array(clean.length / 2);
+  for (let i = 0; i < out.length; i++) {
+    const hi = hexDigit(clean.charCodeAt(2 * i));
+    const lo = hexDigit(clean.charCodeAt(2 * i + 1));
+    if (hi < 0 || lo < 0) {
+      const bad = hi < 0 ? clean[2 * i] : clean[2 * i + 1];
+      return fail(
+        'malformed',
+        `hex: invalid character ${JSON.stringify(bad)} at digit ${hi < 0 ? 2 * i : 2 * i + 1}`,
+      );
+    }
+    out[i] = (hi << 4) | lo;
+  }
+  return ok(out);
+}
+
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}

@@ -1,0 +1,3 @@
+/** vdispl: the Xen para-virtual display protocol (displif) in TypeScript. */
+export * from './abi/index.js';
+export * from './ring/index.js';
