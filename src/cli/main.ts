@@ -1,0 +1,106 @@
+/**
+ * The `vdispl` command. Usage errors and bad input print one line on stderr and exit 2.
+ */
+import { Command, CommanderError } from 'commander';
+import { ABI_KINDS } from '../abi/json.js';
+import { abiDecode, abiEncode, kindOrError } from './abi-command.js';
+
+export interface CliIo {
+  readonly readStdin: () => Promise<string>;
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+}
+
+export const EXIT_USAGE = 2;
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export const processIo: CliIo = {
+  readStdin: () => readAll(process.stdin),
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+};
+
+class ExitCode extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+function buildProgram(io: CliIo): Command {
+  const program = new Command('vdispl')
+    .description(
+      'Xen para-virtual display (displif) stack: ABI tools, emulated hypervisor, frontend, backend',
+    )
+    .version('0.1.0')
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError: (s, write) => write(s) });
+
+  const abi = program
+    .command('abi')
+    .description('decode or encode Xen ABI structures (hex <-> JSON lines)')
+    .addHelpText(
+      'after',
+      `\nKinds:\n${Object.values(ABI_KINDS)
+        .map((k) => `  ${k.name.padEnd(9)} ${k.description}`)
+        .join(
+          '\n',
+        )}\n\nExamples:\n  echo 0100150000000000... | vdispl abi decode req\n  echo '{"id":1,"operation":21,"fb_cookie":"42"}' | vdispl abi encode req`,
+    );
+
+  const run = async (mode: 'decode' | 'encode', kind: string): Promise<void> => {
+    const k = kindOrError(kind);
+    if (!(k in ABI_KINDS)) {
+      io.stderr(`vdispl abi ${mode}: ${k}\n`);
+      throw new ExitCode(EXIT_USAGE);
+    }
+    const input = await io.readStdin();
+    const res = mode === 'decode' ? abiDecode(k as never, input) : abiEncode(k as never, input);
+    if (res.out.length > 0) io.stdout(`${res.out.join('\n')}\n`);
+    if (res.error !== undefined) {
+      io.stderr(`vdispl abi ${mode} ${kind}: ${res.error}\n`);
+      throw new ExitCode(EXIT_USAGE);
+    }
+  };
+
+  abi
+    .command('decode')
+    .argument('<kind>', `one of: ${Object.keys(ABI_KINDS).join(', ')}`)
+    .description(
+      'read hex on stdin (whitespace ignored; packets back to back), print one JSON object per packet',
+    )
+    .action((kind: string) => run('decode', kind));
+  abi
+    .command('encode')
+    .argument('<kind>', `one of: ${Object.keys(ABI_KINDS).join(', ')}`)
+    .description('read JSON objects on stdin (one per line), print one hex packet per line')
+    .action((kind: string) => run('encode', kind));
+
+  return program;
+}
+
+/** Runs the CLI; resolves to the exit status. */
+export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  const program = buildProgram(io);
+  if (argv.length === 0) {
+    program.outputHelp();
+    return 0;
+  }
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof ExitCode) return e.code;
+    if (e instanceof CommanderError) {
+      // --help and --version end with exit code 0; everything else is a usage error.
+      return e.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    io.stderr(`vdispl: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
