@@ -44,31 +44,39 @@ export const S32_MAX = 0x7fff_ffff;
 
 export const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
-/** A DataView over exactly `length` bytes at the start of `bytes`, or an error if it is shorter. */
-export function viewOf(bytes: Uint8Array, length: number, what: string): Decoded<DataView> {
-  if (bytes.byteLength < length) {
-    return fail('short', `${what}: need ${length} bytes, got ${bytes.byteLength}`);
+const VIEWS = new WeakMap<ArrayBufferLike, DataView>();
+
+/**
+ * A DataView over the whole buffer behind `bytes`, cached per buffer (constructing a DataView
+ * costs more than decoding a packet). Address fields at `bytes.byteOffset + offset`, and check
+ * bounds against `bytes` first: the view itself reaches the whole buffer.
+ */
+export function bufferView(bytes: Uint8Array): DataView {
+  let v = VIEWS.get(bytes.buffer);
+  if (v === undefined) {
+    v = new DataView(bytes.buffer);
+    VIEWS.set(bytes.buffer, v);
   }
-  return ok(new DataView(bytes.buffer, bytes.byteOffset, length));
+  return v;
 }
 
-/** A writable DataView over `length` bytes of `out` at `offset`; throws if out is too small. */
-export function outView(out: Uint8Array, offset: number, length: number, what: string): DataView {
+/** The 'short' error of a decoder given fewer than `length` bytes. */
+export function short<T>(bytes: Uint8Array, length: number, what: string): Decoded<T> {
+  return fail('short', `${what}: need ${length} bytes, got ${bytes.byteLength}`);
+}
+
+/**
+ * Checks that `length` bytes fit in `out` at `offset` and returns their absolute offset in the
+ * buffer behind `out` (for use with bufferView); throws AbiError 'short' otherwise.
+ */
+export function outBase(out: Uint8Array, offset: number, length: number, what: string): number {
   if (!Number.isInteger(offset) || offset < 0 || offset + length > out.byteLength) {
     throw new AbiError(
       'short',
       `${what}: need ${length} bytes at offset ${offset}, buffer has ${out.byteLength}`,
     );
   }
-  return new DataView(out.buffer, out.byteOffset + offset, length);
-}
-
-/** True if any byte in [from, to) of the view is non-zero. */
-export function anyNonZero(view: DataView, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) {
-    if (view.getUint8(i) !== 0) return true;
-  }
-  return false;
+  return out.byteOffset + offset;
 }
 
 function checkInt(value: number, min: number, max: number, field: string): number {

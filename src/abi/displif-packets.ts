@@ -9,7 +9,7 @@
  * an operation or event type this protocol does not define decodes to an "unknown" packet that
  * carries the 56 raw union bytes.
  */
-import { AbiError, type Decoded, ok, outView, viewOf } from './bytes.js';
+import { AbiError, bufferView, type Decoded, ok, outBase, short } from './bytes.js';
 import {
   XENDISPL_EVT_PG_FLIP,
   XENDISPL_OP_DBUF_CREATE,
@@ -21,7 +21,7 @@ import {
   XENDISPL_OP_SET_CONFIG,
   XENDISPL_PACKET_SIZE,
 } from './displif-constants.js';
-import { coverage, type FieldSpec, readFields, reservedNonZero, writeFields } from './fields.js';
+import { type FieldSpec, readFields, reservedNonZero, reservedRanges, writeFields } from './fields.js';
 
 const SIZE = XENDISPL_PACKET_SIZE;
 /** Offset of the `op` union in requests, responses and events. */
@@ -249,81 +249,83 @@ export const EVENT_PAGE_HEADER_FIELDS: readonly FieldSpec[] = [
   f('in_prod', 4, 'u32'),
 ];
 
-// Reserved-byte masks, computed once per layout.
-const reqMasks = new Map<number, Uint8Array>();
-const respMasks = new Map<number, Uint8Array>();
-const evtMasks = new Map<number, Uint8Array>();
+// Reserved byte ranges, computed once per layout.
+type Ranges = readonly (readonly [number, number])[];
+const reqReserved = new Map<number, Ranges>();
+const respReserved = new Map<number, Ranges>();
+const evtReserved = new Map<number, Ranges>();
 /** For packets without a known payload: header fields + the whole union (carried as `op`). */
 const UNION_FIELD: readonly FieldSpec[] = Array.from({ length: XENDISPL_OP_UNION_SIZE / 8 }, (_, i) =>
   f(`op${i}`, XENDISPL_OP_UNION_OFFSET + 8 * i, 'u64'),
 );
-const REQ_UNKNOWN_MASK = coverage(SIZE, REQ_HEADER_FIELDS, UNION_FIELD);
-const RESP_PLAIN_MASK = coverage(SIZE, RESP_HEADER_FIELDS);
-const EVT_UNKNOWN_MASK = coverage(SIZE, EVT_HEADER_FIELDS, UNION_FIELD);
-const EVENT_PAGE_MASK = coverage(SIZE, EVENT_PAGE_HEADER_FIELDS);
-for (const [op, l] of Object.entries(REQ_PAYLOADS))
-  reqMasks.set(Number(op), coverage(SIZE, REQ_HEADER_FIELDS, l.fields));
-for (const [op, l] of Object.entries(RESP_PAYLOADS))
-  respMasks.set(Number(op), coverage(SIZE, RESP_HEADER_FIELDS, l.fields));
-for (const [t, l] of Object.entries(EVT_PAYLOADS))
-  evtMasks.set(Number(t), coverage(SIZE, EVT_HEADER_FIELDS, l.fields));
-
-function unionBytes(view: DataView): Uint8Array {
-  return new Uint8Array(
-    view.buffer,
-    view.byteOffset + XENDISPL_OP_UNION_OFFSET,
-    XENDISPL_OP_UNION_SIZE,
-  ).slice();
+const REQ_UNKNOWN_RESERVED = reservedRanges(SIZE, REQ_HEADER_FIELDS, UNION_FIELD);
+const RESP_PLAIN_RESERVED = reservedRanges(SIZE, RESP_HEADER_FIELDS);
+const EVT_UNKNOWN_RESERVED = reservedRanges(SIZE, EVT_HEADER_FIELDS, UNION_FIELD);
+const EVENT_PAGE_RESERVED = reservedRanges(SIZE, EVENT_PAGE_HEADER_FIELDS);
+for (const [op, l] of Object.entries(REQ_PAYLOADS)) {
+  reqReserved.set(Number(op), reservedRanges(SIZE, REQ_HEADER_FIELDS, l.fields));
+}
+for (const [op, l] of Object.entries(RESP_PAYLOADS)) {
+  respReserved.set(Number(op), reservedRanges(SIZE, RESP_HEADER_FIELDS, l.fields));
+}
+for (const [t, l] of Object.entries(EVT_PAYLOADS)) {
+  evtReserved.set(Number(t), reservedRanges(SIZE, EVT_HEADER_FIELDS, l.fields));
 }
 
-function writeUnion(view: DataView, op: Uint8Array | undefined): void {
+function unionBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.slice(XENDISPL_OP_UNION_OFFSET, SIZE);
+}
+
+function writeUnion(bytes: Uint8Array, offset: number, op: Uint8Array | undefined): void {
   if (op === undefined) return;
   if (!(op instanceof Uint8Array) || op.length !== XENDISPL_OP_UNION_SIZE) {
     throw new AbiError('range', `op: must be exactly ${XENDISPL_OP_UNION_SIZE} bytes`);
   }
-  new Uint8Array(view.buffer, view.byteOffset + XENDISPL_OP_UNION_OFFSET, XENDISPL_OP_UNION_SIZE).set(op);
+  bytes.set(op, offset + XENDISPL_OP_UNION_OFFSET);
 }
 
+/** The output buffer, its view and the packet's absolute base, the 64 bytes zero-filled. */
 function zeroed(
   out: Uint8Array | undefined,
   offset: number,
   what: string,
-): { bytes: Uint8Array; view: DataView } {
+): { bytes: Uint8Array; view: DataView; base: number } {
   const bytes = out ?? new Uint8Array(SIZE);
-  const view = outView(bytes, offset, SIZE, what);
-  new Uint8Array(view.buffer, view.byteOffset, SIZE).fill(0);
-  return { bytes, view };
+  const base = outBase(bytes, offset, SIZE, what);
+  bytes.fill(0, offset, offset + SIZE);
+  return { bytes, view: bufferView(bytes), base };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Requests
 
 export function decodeReq(bytes: Uint8Array): Decoded<DisplReq & ReservedFlag> {
-  const v = viewOf(bytes, SIZE, 'xendispl_req');
-  if (!v.ok) return v;
-  const view = v.value;
+  if (bytes.byteLength < SIZE) return short(bytes, SIZE, 'xendispl_req');
+  const view = bufferView(bytes);
+  const base = bytes.byteOffset;
   const out: Record<string, unknown> = {};
-  readFields(view, REQ_HEADER_FIELDS, out);
-  const layout = REQ_PAYLOADS[out.operation as number];
+  readFields(view, base, REQ_HEADER_FIELDS, out);
+  const operation = out.operation as number;
+  const layout = REQ_PAYLOADS[operation];
   if (layout) {
-    readFields(view, layout.fields, out);
-    out.reserved_nonzero = reservedNonZero(view, reqMasks.get(out.operation as number)!);
+    readFields(view, base, layout.fields, out);
+    out.reserved_nonzero = reservedNonZero(bytes, reqReserved.get(operation)!);
   } else {
     out.unknown = true;
-    out.op = unionBytes(view);
-    out.reserved_nonzero = reservedNonZero(view, REQ_UNKNOWN_MASK);
+    out.op = unionBytes(bytes);
+    out.reserved_nonzero = reservedNonZero(bytes, REQ_UNKNOWN_RESERVED);
   }
   return ok(out as unknown as DisplReq & ReservedFlag);
 }
 
 /** Writes all 64 bytes of a request (reserved = 0) into `out` at `offset`; returns `out`. */
 export function encodeReq(req: DisplReq, out?: Uint8Array, offset = 0): Uint8Array {
-  const { bytes, view } = zeroed(out, offset, 'xendispl_req');
+  const { bytes, view, base } = zeroed(out, offset, 'xendispl_req');
   const src = req as unknown as Record<string, unknown>;
-  writeFields(view, REQ_HEADER_FIELDS, src);
+  writeFields(view, base, REQ_HEADER_FIELDS, src);
   const layout = REQ_PAYLOADS[req.operation];
-  if (layout) writeFields(view, layout.fields, src);
-  else writeUnion(view, (req as UnknownReq).op);
+  if (layout) writeFields(view, base, layout.fields, src);
+  else writeUnion(bytes, offset, (req as UnknownReq).op);
   return bytes;
 }
 
@@ -331,24 +333,25 @@ export function encodeReq(req: DisplReq, out?: Uint8Array, offset = 0): Uint8Arr
 // Responses
 
 export function decodeResp(bytes: Uint8Array): Decoded<DisplResp & ReservedFlag> {
-  const v = viewOf(bytes, SIZE, 'xendispl_resp');
-  if (!v.ok) return v;
-  const view = v.value;
+  if (bytes.byteLength < SIZE) return short(bytes, SIZE, 'xendispl_resp');
+  const view = bufferView(bytes);
+  const base = bytes.byteOffset;
   const out: Record<string, unknown> = {};
-  readFields(view, RESP_HEADER_FIELDS, out);
-  const layout = RESP_PAYLOADS[out.operation as number];
-  if (layout) readFields(view, layout.fields, out);
-  out.reserved_nonzero = reservedNonZero(view, respMasks.get(out.operation as number) ?? RESP_PLAIN_MASK);
+  readFields(view, base, RESP_HEADER_FIELDS, out);
+  const operation = out.operation as number;
+  const layout = RESP_PAYLOADS[operation];
+  if (layout) readFields(view, base, layout.fields, out);
+  out.reserved_nonzero = reservedNonZero(bytes, respReserved.get(operation) ?? RESP_PLAIN_RESERVED);
   return ok(out as unknown as DisplResp & ReservedFlag);
 }
 
 /** Writes all 64 bytes of a response (the real backend zero-initialises it too). */
 export function encodeResp(resp: DisplResp, out?: Uint8Array, offset = 0): Uint8Array {
-  const { bytes, view } = zeroed(out, offset, 'xendispl_resp');
+  const { bytes, view, base } = zeroed(out, offset, 'xendispl_resp');
   const src = resp as unknown as Record<string, unknown>;
-  writeFields(view, RESP_HEADER_FIELDS, src);
+  writeFields(view, base, RESP_HEADER_FIELDS, src);
   const layout = RESP_PAYLOADS[resp.operation];
-  if (layout) writeFields(view, layout.fields, src);
+  if (layout) writeFields(view, base, layout.fields, src);
   return bytes;
 }
 
@@ -356,30 +359,31 @@ export function encodeResp(resp: DisplResp, out?: Uint8Array, offset = 0): Uint8
 // Events
 
 export function decodeEvt(bytes: Uint8Array): Decoded<DisplEvt & ReservedFlag> {
-  const v = viewOf(bytes, SIZE, 'xendispl_evt');
-  if (!v.ok) return v;
-  const view = v.value;
+  if (bytes.byteLength < SIZE) return short(bytes, SIZE, 'xendispl_evt');
+  const view = bufferView(bytes);
+  const base = bytes.byteOffset;
   const out: Record<string, unknown> = {};
-  readFields(view, EVT_HEADER_FIELDS, out);
-  const layout = EVT_PAYLOADS[out.type as number];
+  readFields(view, base, EVT_HEADER_FIELDS, out);
+  const type = out.type as number;
+  const layout = EVT_PAYLOADS[type];
   if (layout) {
-    readFields(view, layout.fields, out);
-    out.reserved_nonzero = reservedNonZero(view, evtMasks.get(out.type as number)!);
+    readFields(view, base, layout.fields, out);
+    out.reserved_nonzero = reservedNonZero(bytes, evtReserved.get(type)!);
   } else {
     out.unknown = true;
-    out.op = unionBytes(view);
-    out.reserved_nonzero = reservedNonZero(view, EVT_UNKNOWN_MASK);
+    out.op = unionBytes(bytes);
+    out.reserved_nonzero = reservedNonZero(bytes, EVT_UNKNOWN_RESERVED);
   }
   return ok(out as unknown as DisplEvt & ReservedFlag);
 }
 
 export function encodeEvt(evt: DisplEvt, out?: Uint8Array, offset = 0): Uint8Array {
-  const { bytes, view } = zeroed(out, offset, 'xendispl_evt');
+  const { bytes, view, base } = zeroed(out, offset, 'xendispl_evt');
   const src = evt as unknown as Record<string, unknown>;
-  writeFields(view, EVT_HEADER_FIELDS, src);
+  writeFields(view, base, EVT_HEADER_FIELDS, src);
   const layout = EVT_PAYLOADS[evt.type];
-  if (layout) writeFields(view, layout.fields, src);
-  else writeUnion(view, (evt as UnknownEvt).op);
+  if (layout) writeFields(view, base, layout.fields, src);
+  else writeUnion(bytes, offset, (evt as UnknownEvt).op);
   return bytes;
 }
 
@@ -387,16 +391,15 @@ export function encodeEvt(evt: DisplEvt, out?: Uint8Array, offset = 0): Uint8Arr
 // Event page header (a snapshot of the 64-byte header; live access is in ring/event-page.ts)
 
 export function decodeEventPageHeader(bytes: Uint8Array): Decoded<EventPageHeader & ReservedFlag> {
-  const v = viewOf(bytes, SIZE, 'xendispl_event_page');
-  if (!v.ok) return v;
+  if (bytes.byteLength < SIZE) return short(bytes, SIZE, 'xendispl_event_page');
   const out: Record<string, unknown> = {};
-  readFields(v.value, EVENT_PAGE_HEADER_FIELDS, out);
-  out.reserved_nonzero = reservedNonZero(v.value, EVENT_PAGE_MASK);
+  readFields(bufferView(bytes), bytes.byteOffset, EVENT_PAGE_HEADER_FIELDS, out);
+  out.reserved_nonzero = reservedNonZero(bytes, EVENT_PAGE_RESERVED);
   return ok(out as unknown as EventPageHeader & ReservedFlag);
 }
 
 export function encodeEventPageHeader(h: EventPageHeader, out?: Uint8Array, offset = 0): Uint8Array {
-  const { bytes, view } = zeroed(out, offset, 'xendispl_event_page');
-  writeFields(view, EVENT_PAGE_HEADER_FIELDS, h as unknown as Record<string, unknown>);
+  const { bytes, view, base } = zeroed(out, offset, 'xendispl_event_page');
+  writeFields(view, base, EVENT_PAGE_HEADER_FIELDS, h as unknown as Record<string, unknown>);
   return bytes;
 }

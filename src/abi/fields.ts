@@ -16,25 +16,28 @@ export interface FieldSpec {
 
 export const FIELD_SIZE: Readonly<Record<FieldType, number>> = { u8: 1, u16: 2, u32: 4, s32: 4, u64: 8 };
 
-export function readField(view: DataView, f: FieldSpec): number | bigint {
+/** Reads field `f` of the structure that starts at byte `base` of `view`. */
+export function readField(view: DataView, base: number, f: FieldSpec): number | bigint {
+  const o = base + f.offset;
   switch (f.type) {
     case 'u8':
-      return view.getUint8(f.offset);
+      return view.getUint8(o);
     case 'u16':
-      return view.getUint16(f.offset, true);
+      return view.getUint16(o, true);
     case 'u32':
-      return view.getUint32(f.offset, true);
+      return view.getUint32(o, true);
     case 's32':
-      return view.getInt32(f.offset, true);
+      return view.getInt32(o, true);
     case 'u64':
-      return view.getBigUint64(f.offset, true);
+      return view.getBigUint64(o, true);
   }
 }
 
 /** Writes one field after checking that the value fits its C type (throws AbiError 'range'). */
-export function writeField(view: DataView, f: FieldSpec, value: unknown): void {
+export function writeField(view: DataView, base: number, f: FieldSpec, value: unknown): void {
+  const o = base + f.offset;
   if (f.type === 'u64') {
-    view.setBigUint64(f.offset, checkU64(value as bigint, f.name), true);
+    view.setBigUint64(o, checkU64(value as bigint, f.name), true);
     return;
   }
   if (typeof value !== 'number') {
@@ -42,16 +45,16 @@ export function writeField(view: DataView, f: FieldSpec, value: unknown): void {
   }
   switch (f.type) {
     case 'u8':
-      view.setUint8(f.offset, checkU8(value, f.name));
+      view.setUint8(o, checkU8(value, f.name));
       return;
     case 'u16':
-      view.setUint16(f.offset, checkU16(value, f.name), true);
+      view.setUint16(o, checkU16(value, f.name), true);
       return;
     case 'u32':
-      view.setUint32(f.offset, checkU32(value, f.name), true);
+      view.setUint32(o, checkU32(value, f.name), true);
       return;
     case 's32':
-      view.setInt32(f.offset, checkS32(value, f.name), true);
+      view.setInt32(o, checkS32(value, f.name), true);
       return;
   }
 }
@@ -59,40 +62,54 @@ export function writeField(view: DataView, f: FieldSpec, value: unknown): void {
 /** Reads every field into a plain object keyed by C member name. */
 export function readFields(
   view: DataView,
+  base: number,
   fields: readonly FieldSpec[],
   into: Record<string, unknown>,
 ): void {
-  for (const f of fields) into[f.name] = readField(view, f);
+  for (const f of fields) into[f.name] = readField(view, base, f);
 }
 
 /** Writes every field from `src`; a missing field is written as zero. */
 export function writeFields(
   view: DataView,
+  base: number,
   fields: readonly FieldSpec[],
   src: Readonly<Record<string, unknown>>,
 ): void {
   for (const f of fields) {
     const v = src[f.name];
-    writeField(view, f, v === undefined ? (f.type === 'u64' ? 0n : 0) : v);
+    writeField(view, base, f, v === undefined ? (f.type === 'u64' ? 0n : 0) : v);
   }
 }
 
 /**
- * A byte mask of the bytes covered by named fields in [0, size): every other byte is reserved
- * (explicit `reserved` arrays and compiler padding alike).
+ * The reserved byte ranges [from, to) of a structure of `size` bytes: every byte not covered by
+ * a named field (explicit `reserved` arrays and compiler padding alike).
  */
-export function coverage(size: number, ...fieldLists: readonly (readonly FieldSpec[])[]): Uint8Array {
-  const mask = new Uint8Array(size);
+export function reservedRanges(
+  size: number,
+  ...fieldLists: readonly (readonly FieldSpec[])[]
+): [number, number][] {
+  const covered = new Uint8Array(size);
   for (const list of fieldLists) {
-    for (const f of list) mask.fill(1, f.offset, f.offset + FIELD_SIZE[f.type]);
+    for (const f of list) covered.fill(1, f.offset, f.offset + FIELD_SIZE[f.type]);
   }
-  return mask;
+  const ranges: [number, number][] = [];
+  for (let i = 0; i < size; i++) {
+    if (covered[i]) continue;
+    const from = i;
+    while (i < size && !covered[i]) i++;
+    ranges.push([from, i]);
+  }
+  return ranges;
 }
 
-/** True if any byte not covered by `mask` is non-zero, within [from, to). */
-export function reservedNonZero(view: DataView, mask: Uint8Array, from = 0, to = mask.length): boolean {
-  for (let i = from; i < to; i++) {
-    if (mask[i] === 0 && view.getUint8(i) !== 0) return true;
+/** True if any byte in the reserved `ranges` of `bytes` is non-zero. */
+export function reservedNonZero(bytes: Uint8Array, ranges: readonly (readonly [number, number])[]): boolean {
+  for (const [from, to] of ranges) {
+    for (let i = from; i < to; i++) {
+      if (bytes[i] !== 0) return true;
+    }
   }
   return false;
 }

@@ -3,7 +3,7 @@
  * GTF_* entry flags, GNTMAP_* mapping flags, GNTTABOP_* operation numbers and GNTST_* statuses
  * with Xen's own messages.
  */
-import { type Decoded, ok, outView, viewOf } from './bytes.js';
+import { bufferView, type Decoded, ok, outBase, short } from './bytes.js';
 import { type FieldSpec, readFields, writeFields } from './fields.js';
 
 export type GrantRef = number;
@@ -122,19 +122,15 @@ export const GRANT_ENTRY_V1_FIELDS: readonly FieldSpec[] = [
 ];
 
 export function decodeGrantEntry(bytes: Uint8Array): Decoded<GrantEntryV1> {
-  const v = viewOf(bytes, GRANT_ENTRY_V1_SIZE, 'grant_entry_v1');
-  if (!v.ok) return v;
+  if (bytes.byteLength < GRANT_ENTRY_V1_SIZE) return short(bytes, GRANT_ENTRY_V1_SIZE, 'grant_entry_v1');
   const out: Record<string, unknown> = {};
-  readFields(v.value, GRANT_ENTRY_V1_FIELDS, out);
+  readFields(bufferView(bytes), bytes.byteOffset, GRANT_ENTRY_V1_FIELDS, out);
   return ok(out as unknown as GrantEntryV1);
 }
 
 export function encodeGrantEntry(e: GrantEntryV1, out?: Uint8Array, offset = 0): Uint8Array {
   const bytes = out ?? new Uint8Array(GRANT_ENTRY_V1_SIZE);
-  writeFields(
-    outView(bytes, offset, GRANT_ENTRY_V1_SIZE, 'grant_entry_v1'),
-    GRANT_ENTRY_V1_FIELDS,
-    e as never,
-  );
+  const base = outBase(bytes, offset, GRANT_ENTRY_V1_SIZE, 'grant_entry_v1');
+  writeFields(bufferView(bytes), base, GRANT_ENTRY_V1_FIELDS, e as never);
   return bytes;
 }

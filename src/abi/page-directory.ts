@@ -3,7 +3,7 @@
  * directory page (0 = end of the list) followed by 1023 grant references of buffer pages.
  * Display buffers and EDID buffers are both described by a chain of these pages.
  */
-import { AbiError, checkU32, type Decoded, ok, outView, viewOf } from './bytes.js';
+import { AbiError, bufferView, checkU32, type Decoded, ok, outBase, short } from './bytes.js';
 import type { FieldSpec } from './fields.js';
 
 export const XEN_PAGE_SIZE = 4096;
@@ -43,17 +43,18 @@ export function directoryPagesForBuffer(bytes: number): number {
 }
 
 export function decodePageDirectory(bytes: Uint8Array): Decoded<PageDirectory> {
-  const v = viewOf(bytes, XEN_PAGE_SIZE, 'xendispl_page_directory');
-  if (!v.ok) return v;
-  const view = v.value;
+  if (bytes.byteLength < XEN_PAGE_SIZE) return short(bytes, XEN_PAGE_SIZE, 'xendispl_page_directory');
+  const view = bufferView(bytes);
+  const base = bytes.byteOffset;
   const gref = new Uint32Array(PGDIR_GREFS_PER_PAGE);
-  for (let i = 0; i < PGDIR_GREFS_PER_PAGE; i++) gref[i] = view.getUint32(PGDIR_GREF_OFFSET + 4 * i, true);
-  return ok({ gref_dir_next_page: view.getUint32(PGDIR_NEXT_OFFSET, true), gref });
+  for (let i = 0; i < PGDIR_GREFS_PER_PAGE; i++)
+    gref[i] = view.getUint32(base + PGDIR_GREF_OFFSET + 4 * i, true);
+  return ok({ gref_dir_next_page: view.getUint32(base + PGDIR_NEXT_OFFSET, true), gref });
 }
 
 /**
  * Writes a full directory page. `gref` may hold fewer than 1023 entries; the rest are zero.
- * Throws AbiError on more than 1023 entries or a value that is not a u32.
+ * Throws AbiError, before writing anything, on more than 1023 entries or a value that is not a u32.
  */
 export function encodePageDirectory(
   pd: { readonly gref_dir_next_page: number; readonly gref: ArrayLike<number> },
@@ -61,17 +62,19 @@ export function encodePageDirectory(
   offset = 0,
 ): Uint8Array {
   const bytes = out ?? new Uint8Array(XEN_PAGE_SIZE);
-  const view = outView(bytes, offset, XEN_PAGE_SIZE, 'xendispl_page_directory');
+  const base = outBase(bytes, offset, XEN_PAGE_SIZE, 'xendispl_page_directory');
   if (pd.gref.length > PGDIR_GREFS_PER_PAGE) {
     throw new AbiError(
       'range',
       `gref: ${pd.gref.length} entries, a directory page holds ${PGDIR_GREFS_PER_PAGE}`,
     );
   }
-  new Uint8Array(view.buffer, view.byteOffset, XEN_PAGE_SIZE).fill(0);
-  view.setUint32(PGDIR_NEXT_OFFSET, checkU32(pd.gref_dir_next_page, 'gref_dir_next_page'), true);
-  for (let i = 0; i < pd.gref.length; i++) {
-    view.setUint32(PGDIR_GREF_OFFSET + 4 * i, checkU32(pd.gref[i]!, `gref[${i}]`), true);
-  }
+  checkU32(pd.gref_dir_next_page, 'gref_dir_next_page');
+  for (let i = 0; i < pd.gref.length; i++) checkU32(pd.gref[i]!, `gref[${i}]`);
+  const view = bufferView(bytes);
+  bytes.fill(0, offset, offset + XEN_PAGE_SIZE);
+  view.setUint32(base + PGDIR_NEXT_OFFSET, pd.gref_dir_next_page, true);
+  for (let i = 0; i < pd.gref.length; i++)
+    view.setUint32(base + PGDIR_GREF_OFFSET + 4 * i, pd.gref[i]!, true);
   return bytes;
 }

@@ -4,7 +4,7 @@
  * incremental stream parser, and the layout of `struct xenstore_domain_interface` (the ring page
  * a guest shares with xenstored).
  */
-import { AbiError, checkU32, type Decoded, fail, ok, outView, viewOf } from './bytes.js';
+import { AbiError, bufferView, checkU32, type Decoded, fail, ok, outBase, short } from './bytes.js';
 import { type FieldSpec, readFields, writeFields } from './fields.js';
 
 // Message types, in enum xsd_sockmsg_type order.
@@ -139,16 +139,16 @@ export interface XsMessage {
 }
 
 export function decodeXsHeader(bytes: Uint8Array): Decoded<XsHeader> {
-  const v = viewOf(bytes, XSD_SOCKMSG_SIZE, 'xsd_sockmsg');
-  if (!v.ok) return v;
+  if (bytes.byteLength < XSD_SOCKMSG_SIZE) return short(bytes, XSD_SOCKMSG_SIZE, 'xsd_sockmsg');
   const out: Record<string, unknown> = {};
-  readFields(v.value, XSD_SOCKMSG_FIELDS, out);
+  readFields(bufferView(bytes), bytes.byteOffset, XSD_SOCKMSG_FIELDS, out);
   return ok(out as unknown as XsHeader);
 }
 
 export function encodeXsHeader(h: XsHeader, out?: Uint8Array, offset = 0): Uint8Array {
   const bytes = out ?? new Uint8Array(XSD_SOCKMSG_SIZE);
-  writeFields(outView(bytes, offset, XSD_SOCKMSG_SIZE, 'xsd_sockmsg'), XSD_SOCKMSG_FIELDS, h as never);
+  const base = outBase(bytes, offset, XSD_SOCKMSG_SIZE, 'xsd_sockmsg');
+  writeFields(bufferView(bytes), base, XSD_SOCKMSG_FIELDS, h as never);
   return bytes;
 }
 

@@ -1,0 +1,16 @@
+/**
+ * `npm run bench`: prints a table and writes bench/results.json. Every metric carries the
+ * baseline it should be compared with, measured in the same run on the same machine.
+ */
+import { fileURLToPath } from 'node:url';
+import { benchAbi } from './abi.bench.js';
+import { machine, Report } from './harness.js';
+
+const report = new Report();
+const m = machine();
+process.stdout.write(`vdispl bench on ${m.cpu} (${m.cores} cores), node ${m.node}\n\n`);
+process.stdout.write('ABI and rings\n');
+benchAbi(report);
+const out = fileURLToPath(new URL('./results.json', import.meta.url));
+report.write(out);
+process.stdout.write(`\nwrote ${out}\n`);
