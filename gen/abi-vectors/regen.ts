@@ -24,7 +24,7 @@ export const gccArgs = ['-std=gnu11', '-O1', '-Wall', '-Wextra', '-Werror', '-I/
 
 function stderrOf(err: unknown): string {
   if (typeof err === 'object' && err !== null && 'stderr' in err) {
-    const { stderr } = err as { stderr: unknown };
+    const { stderr } = err;
     if (typeof stderr === 'string' && stderr.trim() !== '') return stderr.trim();
     if (Buffer.isBuffer(stderr) && stderr.length > 0) return stderr.toString('utf8').trim();
   }

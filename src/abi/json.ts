@@ -234,7 +234,7 @@ function payloadFromJson(v: unknown): Uint8Array {
       'payload: expected a non-empty array of strings (the payload split at NUL)',
     );
   }
-  const joined = (v as string[]).join('\0');
+  const joined = (v).join('\0');
   const out = new Uint8Array(joined.length);
   for (let i = 0; i < joined.length; i++) {
     const c = joined.charCodeAt(i);
@@ -373,7 +373,7 @@ export const ABI_KINDS: Readonly<Record<AbiKindName, AbiKind>> = {
       if (typeof next !== 'number') throw new AbiError('range', 'gref_dir_next_page: expected a number');
       if (!gref.every((g) => typeof g === 'number'))
         throw new AbiError('range', 'gref: every entry must be a number');
-      return encodePageDirectory({ gref_dir_next_page: next, gref: gref as number[] });
+      return encodePageDirectory({ gref_dir_next_page: next, gref: gref });
     },
   },
 };

@@ -11,10 +11,9 @@ export interface AbiRunResult {
   readonly error?: string;
 }
 
-export function kindOrError(kind: string): AbiKindName | string {
-  return isAbiKindName(kind)
-    ? kind
-    : `unknown kind ${JSON.stringify(kind)} (kinds: ${Object.keys(ABI_KINDS).join(', ')})`;
+export function parseKind(kind: string): { kind: AbiKindName } | { error: string } {
+  if (isAbiKindName(kind)) return { kind };
+  return { error: `unknown kind ${JSON.stringify(kind)} (kinds: ${Object.keys(ABI_KINDS).join(', ')})` };
 }
 
 /** Decodes a stream of packets given as hex (whitespace ignored), one JSON object per packet. */

@@ -3,7 +3,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ABI_KINDS } from '../abi/json.js';
-import { abiDecode, abiEncode, kindOrError } from './abi-command.js';
+import { abiDecode, abiEncode, parseKind } from './abi-command.js';
 
 export interface CliIo {
   readonly readStdin: () => Promise<string>;
@@ -15,7 +15,7 @@ export const EXIT_USAGE = 2;
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c));
   return Buffer.concat(chunks).toString('utf8');
 }
 
@@ -54,13 +54,13 @@ function buildProgram(io: CliIo): Command {
     );
 
   const run = async (mode: 'decode' | 'encode', kind: string): Promise<void> => {
-    const k = kindOrError(kind);
-    if (!(k in ABI_KINDS)) {
-      io.stderr(`vdispl abi ${mode}: ${k}\n`);
+    const k = parseKind(kind);
+    if ('error' in k) {
+      io.stderr(`vdispl abi ${mode}: ${k.error}\n`);
       throw new ExitCode(EXIT_USAGE);
     }
     const input = await io.readStdin();
-    const res = mode === 'decode' ? abiDecode(k as never, input) : abiEncode(k as never, input);
+    const res = mode === 'decode' ? abiDecode(k.kind, input) : abiEncode(k.kind, input);
     if (res.out.length > 0) io.stdout(`${res.out.join('\n')}\n`);
     if (res.error !== undefined) {
       io.stderr(`vdispl abi ${mode} ${kind}: ${res.error}\n`);

@@ -542,7 +542,7 @@ function withBadField<P extends object>(arb: fc.Arbitrary<P>, fieldsOf: (p: P) =
     const fields = fieldsOf(p);
     return fc.nat(fields.length - 1).chain((i) => {
       const [name, , t] = fields[i]!;
-      return badFor(t).map((bad) => ({ packet: { ...p, [name]: bad } as P, field: name, bad }));
+      return badFor(t).map((bad) => ({ packet: { ...p, [name]: bad }, field: name, bad }));
     });
   });
 }
@@ -911,7 +911,7 @@ describe('JSON encode/decode (ABI_KINDS)', () => {
               );
               return fc
                 .oneof(wrong, outOfRange(t))
-                .map((bad) => ({ kind, json: { ...json, [name]: bad } as unknown }));
+                .map((bad) => ({ kind, json: { ...json, [name]: bad } }));
             });
           }),
         ),

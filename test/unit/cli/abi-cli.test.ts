@@ -18,7 +18,7 @@ async function run(argv: string[], stdin = ''): Promise<{ code: number; out: str
   let out = '';
   let err = '';
   const io: CliIo = {
-    readStdin: async () => stdin,
+    readStdin: () => Promise.resolve(stdin),
     stdout: (t) => {
       out += t;
     },
@@ -50,7 +50,7 @@ describe('vdispl abi round-trips C-made packets of every kind', () => {
     expect(dec.err).toBe('');
     expect(dec.code).toBe(0);
     const lines = dec.out.trimEnd().split('\n');
-    expect(lines.map((l) => JSON.parse(l))).toEqual(packets.map((p) => p.fields));
+    expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual(packets.map((p) => p.fields));
 
     const clean = packets.filter((p) => !p.fields.reserved_nonzero);
     const enc = await run(['abi', 'encode', kind], clean.map((p) => JSON.stringify(p.fields)).join('\n'));

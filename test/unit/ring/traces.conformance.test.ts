@@ -33,7 +33,7 @@ describe('shared ring traces from ring.h', () => {
     expect(count((s) => s.result.notify === true)).toBeGreaterThan(10);
     expect(count((s) => s.result.notify === false)).toBeGreaterThan(10);
     expect(count((s) => typeof s.result.work === 'number' && s.result.work === 0)).toBeGreaterThan(10);
-    expect(count((s) => typeof s.result.work === 'number' && (s.result.work as number) > 0)).toBeGreaterThan(
+    expect(count((s) => typeof s.result.work === 'number' && (s.result.work) > 0)).toBeGreaterThan(
       10,
     );
     expect(count((s) => s.result.request_prod_overflow === true)).toBeGreaterThan(0);
