@@ -9,7 +9,8 @@
  * an operation or event type this protocol does not define decodes to an "unknown" packet that
  * carries the 56 raw union bytes.
  */
-import { AbiError, bufferView, type Decoded, ok, outBase, short } from './bytes.js';
+import type { Decoded } from './bytes.js';
+import { type PayloadLayout, type ReservedFlag, StructCodec, TaggedCodec } from './codec.js';
 import {
   XENDISPL_EVT_PG_FLIP,
   XENDISPL_OP_DBUF_CREATE,
@@ -21,7 +22,9 @@ import {
   XENDISPL_OP_SET_CONFIG,
   XENDISPL_PACKET_SIZE,
 } from './displif-constants.js';
-import { type FieldSpec, readFields, reservedNonZero, reservedRanges, writeFields } from './fields.js';
+import type { FieldSpec } from './fields.js';
+
+export type { PayloadLayout, ReservedFlag } from './codec.js';
 
 const SIZE = XENDISPL_PACKET_SIZE;
 /** Offset of the `op` union in requests, responses and events. */
@@ -127,27 +130,12 @@ export interface EventPageHeader {
   readonly in_prod: number;
 }
 
-/** Added by every decoder: whether a byte the header calls reserved was non-zero. */
-export interface ReservedFlag {
-  readonly reserved_nonzero: boolean;
-}
-
 export function isKnownReq(req: DisplReq): req is KnownReq {
   return !('unknown' in req);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Layouts (absolute offsets inside the 64-byte packet; checked against gcc's offsetof)
-
-export interface PayloadLayout {
-  /** C struct name of the union member's type, e.g. `xendispl_dbuf_create_req`. */
-  readonly struct: string;
-  /** Union member name, e.g. `dbuf_create`. */
-  readonly member: string;
-  /** sizeof the payload struct (padding included). */
-  readonly size: number;
-  readonly fields: readonly FieldSpec[];
-}
 
 const f = (name: string, offset: number, type: FieldSpec['type']): FieldSpec => ({ name, offset, type });
 
@@ -249,157 +237,54 @@ export const EVENT_PAGE_HEADER_FIELDS: readonly FieldSpec[] = [
   f('in_prod', 4, 'u32'),
 ];
 
-// Reserved byte ranges, computed once per layout.
-type Ranges = readonly (readonly [number, number])[];
-const reqReserved = new Map<number, Ranges>();
-const respReserved = new Map<number, Ranges>();
-const evtReserved = new Map<number, Ranges>();
-/** For packets without a known payload: header fields + the whole union (carried as `op`). */
-const UNION_FIELD: readonly FieldSpec[] = Array.from({ length: XENDISPL_OP_UNION_SIZE / 8 }, (_, i) =>
-  f(`op${i}`, XENDISPL_OP_UNION_OFFSET + 8 * i, 'u64'),
-);
-const REQ_UNKNOWN_RESERVED = reservedRanges(SIZE, REQ_HEADER_FIELDS, UNION_FIELD);
-const RESP_PLAIN_RESERVED = reservedRanges(SIZE, RESP_HEADER_FIELDS);
-const EVT_UNKNOWN_RESERVED = reservedRanges(SIZE, EVT_HEADER_FIELDS, UNION_FIELD);
-const EVENT_PAGE_RESERVED = reservedRanges(SIZE, EVENT_PAGE_HEADER_FIELDS);
-for (const [op, l] of Object.entries(REQ_PAYLOADS)) {
-  reqReserved.set(Number(op), reservedRanges(SIZE, REQ_HEADER_FIELDS, l.fields));
-}
-for (const [op, l] of Object.entries(RESP_PAYLOADS)) {
-  respReserved.set(Number(op), reservedRanges(SIZE, RESP_HEADER_FIELDS, l.fields));
-}
-for (const [t, l] of Object.entries(EVT_PAYLOADS)) {
-  evtReserved.set(Number(t), reservedRanges(SIZE, EVT_HEADER_FIELDS, l.fields));
-}
-
-function unionBytes(bytes: Uint8Array): Uint8Array {
-  return bytes.slice(XENDISPL_OP_UNION_OFFSET, SIZE);
-}
-
-function writeUnion(bytes: Uint8Array, offset: number, op: Uint8Array | undefined): void {
-  if (op === undefined) return;
-  if (!(op instanceof Uint8Array) || op.length !== XENDISPL_OP_UNION_SIZE) {
-    throw new AbiError('range', `op: must be exactly ${XENDISPL_OP_UNION_SIZE} bytes`);
-  }
-  bytes.set(op, offset + XENDISPL_OP_UNION_OFFSET);
-}
-
-/** The output buffer, its view and the packet's absolute base, the 64 bytes zero-filled. */
-function zeroed(
-  out: Uint8Array | undefined,
-  offset: number,
-  what: string,
-): { bytes: Uint8Array; view: DataView; base: number } {
-  const bytes = out ?? new Uint8Array(SIZE);
-  const base = outBase(bytes, offset, SIZE, what);
-  bytes.fill(0, offset, offset + SIZE);
-  return { bytes, view: bufferView(bytes), base };
-}
-
 // ---------------------------------------------------------------------------------------------
-// Requests
+// Codecs
+
+const OPAQUE_UNION = { key: 'op', offset: XENDISPL_OP_UNION_OFFSET, size: XENDISPL_OP_UNION_SIZE } as const;
+
+export const REQ_CODEC = new TaggedCodec<DisplReq>(
+  'xendispl_req',
+  SIZE,
+  REQ_HEADER_FIELDS,
+  'operation',
+  REQ_PAYLOADS,
+  OPAQUE_UNION,
+);
+export const RESP_CODEC = new TaggedCodec<DisplResp>('xendispl_resp', SIZE, RESP_HEADER_FIELDS, 'operation', RESP_PAYLOADS);
+export const EVT_CODEC = new TaggedCodec<DisplEvt>('xendispl_evt', SIZE, EVT_HEADER_FIELDS, 'type', EVT_PAYLOADS, OPAQUE_UNION);
+/** A snapshot of the 64-byte event page header; live access is in ring/event-page.ts. */
+export const EVENT_PAGE_HEADER_CODEC = new StructCodec<EventPageHeader>('xendispl_event_page', SIZE, EVENT_PAGE_HEADER_FIELDS);
 
 export function decodeReq(bytes: Uint8Array): Decoded<DisplReq & ReservedFlag> {
-  if (bytes.byteLength < SIZE) return short(bytes, SIZE, 'xendispl_req');
-  const view = bufferView(bytes);
-  const base = bytes.byteOffset;
-  const out: Record<string, unknown> = {};
-  readFields(view, base, REQ_HEADER_FIELDS, out);
-  const operation = out.operation as number;
-  const layout = REQ_PAYLOADS[operation];
-  if (layout) {
-    readFields(view, base, layout.fields, out);
-    out.reserved_nonzero = reservedNonZero(bytes, reqReserved.get(operation)!);
-  } else {
-    out.unknown = true;
-    out.op = unionBytes(bytes);
-    out.reserved_nonzero = reservedNonZero(bytes, REQ_UNKNOWN_RESERVED);
-  }
-  return ok(out as unknown as DisplReq & ReservedFlag);
+  return REQ_CODEC.decode(bytes);
 }
 
 /** Writes all 64 bytes of a request (reserved = 0) into `out` at `offset`; returns `out`. */
 export function encodeReq(req: DisplReq, out?: Uint8Array, offset = 0): Uint8Array {
-  const { bytes, view, base } = zeroed(out, offset, 'xendispl_req');
-  const src = req as unknown as Record<string, unknown>;
-  writeFields(view, base, REQ_HEADER_FIELDS, src);
-  const layout = REQ_PAYLOADS[req.operation];
-  if (layout) writeFields(view, base, layout.fields, src);
-  else writeUnion(bytes, offset, (req as UnknownReq).op);
-  return bytes;
+  return REQ_CODEC.encode(req, out, offset);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Responses
-
 export function decodeResp(bytes: Uint8Array): Decoded<DisplResp & ReservedFlag> {
-  if (bytes.byteLength < SIZE) return short(bytes, SIZE, 'xendispl_resp');
-  const view = bufferView(bytes);
-  const base = bytes.byteOffset;
-  const out: Record<string, unknown> = {};
-  readFields(view, base, RESP_HEADER_FIELDS, out);
-  const operation = out.operation as number;
-  const layout = RESP_PAYLOADS[operation];
-  if (layout) readFields(view, base, layout.fields, out);
-  out.reserved_nonzero = reservedNonZero(bytes, respReserved.get(operation) ?? RESP_PLAIN_RESERVED);
-  return ok(out as unknown as DisplResp & ReservedFlag);
+  return RESP_CODEC.decode(bytes);
 }
 
 /** Writes all 64 bytes of a response (the real backend zero-initialises it too). */
 export function encodeResp(resp: DisplResp, out?: Uint8Array, offset = 0): Uint8Array {
-  const { bytes, view, base } = zeroed(out, offset, 'xendispl_resp');
-  const src = resp as unknown as Record<string, unknown>;
-  writeFields(view, base, RESP_HEADER_FIELDS, src);
-  const layout = RESP_PAYLOADS[resp.operation];
-  if (layout) writeFields(view, base, layout.fields, src);
-  return bytes;
+  return RESP_CODEC.encode(resp, out, offset);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Events
-
 export function decodeEvt(bytes: Uint8Array): Decoded<DisplEvt & ReservedFlag> {
-  if (bytes.byteLength < SIZE) return short(bytes, SIZE, 'xendispl_evt');
-  const view = bufferView(bytes);
-  const base = bytes.byteOffset;
-  const out: Record<string, unknown> = {};
-  readFields(view, base, EVT_HEADER_FIELDS, out);
-  const type = out.type as number;
-  const layout = EVT_PAYLOADS[type];
-  if (layout) {
-    readFields(view, base, layout.fields, out);
-    out.reserved_nonzero = reservedNonZero(bytes, evtReserved.get(type)!);
-  } else {
-    out.unknown = true;
-    out.op = unionBytes(bytes);
-    out.reserved_nonzero = reservedNonZero(bytes, EVT_UNKNOWN_RESERVED);
-  }
-  return ok(out as unknown as DisplEvt & ReservedFlag);
+  return EVT_CODEC.decode(bytes);
 }
 
 export function encodeEvt(evt: DisplEvt, out?: Uint8Array, offset = 0): Uint8Array {
-  const { bytes, view, base } = zeroed(out, offset, 'xendispl_evt');
-  const src = evt as unknown as Record<string, unknown>;
-  writeFields(view, base, EVT_HEADER_FIELDS, src);
-  const layout = EVT_PAYLOADS[evt.type];
-  if (layout) writeFields(view, base, layout.fields, src);
-  else writeUnion(bytes, offset, (evt as UnknownEvt).op);
-  return bytes;
+  return EVT_CODEC.encode(evt, out, offset);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Event page header (a snapshot of the 64-byte header; live access is in ring/event-page.ts)
-
 export function decodeEventPageHeader(bytes: Uint8Array): Decoded<EventPageHeader & ReservedFlag> {
-  if (bytes.byteLength < SIZE) return short(bytes, SIZE, 'xendispl_event_page');
-  const out: Record<string, unknown> = {};
-  readFields(bufferView(bytes), bytes.byteOffset, EVENT_PAGE_HEADER_FIELDS, out);
-  out.reserved_nonzero = reservedNonZero(bytes, EVENT_PAGE_RESERVED);
-  return ok(out as unknown as EventPageHeader & ReservedFlag);
+  return EVENT_PAGE_HEADER_CODEC.decode(bytes) as Decoded<EventPageHeader & ReservedFlag>;
 }
 
 export function encodeEventPageHeader(h: EventPageHeader, out?: Uint8Array, offset = 0): Uint8Array {
-  const { bytes, view, base } = zeroed(out, offset, 'xendispl_event_page');
-  writeFields(view, base, EVENT_PAGE_HEADER_FIELDS, h as unknown as Record<string, unknown>);
-  return bytes;
+  return EVENT_PAGE_HEADER_CODEC.encode(h, out, offset);
 }

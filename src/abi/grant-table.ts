@@ -3,8 +3,9 @@
  * GTF_* entry flags, GNTMAP_* mapping flags, GNTTABOP_* operation numbers and GNTST_* statuses
  * with Xen's own messages.
  */
-import { bufferView, type Decoded, ok, outBase, short } from './bytes.js';
-import { type FieldSpec, readFields, writeFields } from './fields.js';
+import type { Decoded } from './bytes.js';
+import { StructCodec } from './codec.js';
+import type { FieldSpec } from './fields.js';
 
 export type GrantRef = number;
 export type GrantHandle = number;
@@ -121,16 +122,12 @@ export const GRANT_ENTRY_V1_FIELDS: readonly FieldSpec[] = [
   { name: 'frame', offset: 4, type: 'u32' },
 ];
 
+export const GRANT_ENTRY_V1_CODEC = new StructCodec<GrantEntryV1>('grant_entry_v1', GRANT_ENTRY_V1_SIZE, GRANT_ENTRY_V1_FIELDS);
+
 export function decodeGrantEntry(bytes: Uint8Array): Decoded<GrantEntryV1> {
-  if (bytes.byteLength < GRANT_ENTRY_V1_SIZE) return short(bytes, GRANT_ENTRY_V1_SIZE, 'grant_entry_v1');
-  const out: Record<string, unknown> = {};
-  readFields(bufferView(bytes), bytes.byteOffset, GRANT_ENTRY_V1_FIELDS, out);
-  return ok(out as unknown as GrantEntryV1);
+  return GRANT_ENTRY_V1_CODEC.decode(bytes);
 }
 
 export function encodeGrantEntry(e: GrantEntryV1, out?: Uint8Array, offset = 0): Uint8Array {
-  const bytes = out ?? new Uint8Array(GRANT_ENTRY_V1_SIZE);
-  const base = outBase(bytes, offset, GRANT_ENTRY_V1_SIZE, 'grant_entry_v1');
-  writeFields(bufferView(bytes), base, GRANT_ENTRY_V1_FIELDS, e as never);
-  return bytes;
+  return GRANT_ENTRY_V1_CODEC.encode(e, out, offset);
 }

@@ -1,5 +1,6 @@
 /** Layer 1: Xen's public ABI as pure byte layouts, constants and codecs. No IO. */
 export * from './bytes.js';
+export * from './codec.js';
 export * from './displif-constants.js';
 export * from './displif-packets.js';
 export * from './event-channel.js';

@@ -4,8 +4,9 @@
  * power-of-two number of entries. Layout and size arithmetic only; the live ring with its
  * macros is in `ring/shared-ring.ts`.
  */
-import { AbiError, bufferView, type Decoded, ok, outBase, short } from './bytes.js';
-import { type FieldSpec, readFields, reservedNonZero, reservedRanges, writeFields } from './fields.js';
+import { AbiError, type Decoded } from './bytes.js';
+import { type ReservedFlag, StructCodec } from './codec.js';
+import type { FieldSpec } from './fields.js';
 
 /** `typedef unsigned int RING_IDX`: free-running u32 indices. */
 export type RingIdx = number;
@@ -49,21 +50,13 @@ export function ringSize(entrySize: number, pageSize = 4096): number {
   return roundDownPow2(Math.floor((pageSize - SRING_HEADER_SIZE) / entrySize));
 }
 
-const RESERVED = reservedRanges(SRING_HEADER_SIZE, SRING_HEADER_FIELDS);
-
 /** A snapshot of the 64-byte header; `reserved_nonzero` covers pvt and __pad. */
-export function decodeSringHeader(bytes: Uint8Array): Decoded<SringHeader & { reserved_nonzero: boolean }> {
-  if (bytes.byteLength < SRING_HEADER_SIZE) return short(bytes, SRING_HEADER_SIZE, 'sring');
-  const out: Record<string, unknown> = {};
-  readFields(bufferView(bytes), bytes.byteOffset, SRING_HEADER_FIELDS, out);
-  out.reserved_nonzero = reservedNonZero(bytes, RESERVED);
-  return ok(out as unknown as SringHeader & { reserved_nonzero: boolean });
+export const SRING_HEADER_CODEC = new StructCodec<SringHeader>('sring', SRING_HEADER_SIZE, SRING_HEADER_FIELDS);
+
+export function decodeSringHeader(bytes: Uint8Array): Decoded<SringHeader & ReservedFlag> {
+  return SRING_HEADER_CODEC.decode(bytes) as Decoded<SringHeader & ReservedFlag>;
 }
 
 export function encodeSringHeader(h: SringHeader, out?: Uint8Array, offset = 0): Uint8Array {
-  const bytes = out ?? new Uint8Array(SRING_HEADER_SIZE);
-  const base = outBase(bytes, offset, SRING_HEADER_SIZE, 'sring');
-  bytes.fill(0, offset, offset + SRING_HEADER_SIZE);
-  writeFields(bufferView(bytes), base, SRING_HEADER_FIELDS, h as never);
-  return bytes;
+  return SRING_HEADER_CODEC.encode(h, out, offset);
 }

@@ -4,8 +4,9 @@
  * incremental stream parser, and the layout of `struct xenstore_domain_interface` (the ring page
  * a guest shares with xenstored).
  */
-import { AbiError, bufferView, checkU32, type Decoded, fail, ok, outBase, short } from './bytes.js';
-import { type FieldSpec, readFields, writeFields } from './fields.js';
+import { AbiError, checkU32, type Decoded, fail, ok } from './bytes.js';
+import { StructCodec } from './codec.js';
+import type { FieldSpec } from './fields.js';
 
 // Message types, in enum xsd_sockmsg_type order.
 export const XS_CONTROL = 0;
@@ -138,18 +139,14 @@ export interface XsMessage {
   readonly payload: Uint8Array;
 }
 
+export const XSD_SOCKMSG_CODEC = new StructCodec<XsHeader>('xsd_sockmsg', XSD_SOCKMSG_SIZE, XSD_SOCKMSG_FIELDS);
+
 export function decodeXsHeader(bytes: Uint8Array): Decoded<XsHeader> {
-  if (bytes.byteLength < XSD_SOCKMSG_SIZE) return short(bytes, XSD_SOCKMSG_SIZE, 'xsd_sockmsg');
-  const out: Record<string, unknown> = {};
-  readFields(bufferView(bytes), bytes.byteOffset, XSD_SOCKMSG_FIELDS, out);
-  return ok(out as unknown as XsHeader);
+  return XSD_SOCKMSG_CODEC.decode(bytes);
 }
 
 export function encodeXsHeader(h: XsHeader, out?: Uint8Array, offset = 0): Uint8Array {
-  const bytes = out ?? new Uint8Array(XSD_SOCKMSG_SIZE);
-  const base = outBase(bytes, offset, XSD_SOCKMSG_SIZE, 'xsd_sockmsg');
-  writeFields(bufferView(bytes), base, XSD_SOCKMSG_FIELDS, h as never);
-  return bytes;
+  return XSD_SOCKMSG_CODEC.encode(h, out, offset);
 }
 
 function tooLarge(len: number, max: number): AbiError {

@@ -7,7 +7,6 @@
  * other index can make the page look full or empty but can never make this side write outside
  * the page or skip its own position. Indices are accessed with Atomics (see shared-ring.ts).
  */
-import { AbiError, HOST_IS_LITTLE_ENDIAN } from '../abi/bytes.js';
 import {
   XENDISPL_EVENT_PAGE_SIZE,
   XENDISPL_IN_RING_LEN,
@@ -15,9 +14,8 @@ import {
   xendisplInRingRef,
 } from '../abi/displif-constants.js';
 import type { RingIdx } from '../abi/ring-layout.js';
+import { sharedPage } from './shared-page.js';
 import { idxSub } from './shared-ring.js';
-
-if (!HOST_IS_LITTLE_ENDIAN) throw new Error('vdispl rings need a little-endian host');
 
 const W_IN_CONS = 0;
 const W_IN_PROD = 1;
@@ -28,16 +26,7 @@ export class EventPage {
   private readonly words: Uint32Array;
 
   constructor(view: Uint8Array, offset = 0) {
-    if (!Number.isInteger(offset) || offset < 0 || offset + XENDISPL_EVENT_PAGE_SIZE > view.byteLength) {
-      throw new AbiError(
-        'short',
-        `event page: 4096 bytes at offset ${offset} do not fit in ${view.byteLength}`,
-      );
-    }
-    const abs = view.byteOffset + offset;
-    if (abs % 4 !== 0) throw new AbiError('range', `event page: address ${abs} is not 4-byte aligned`);
-    this.page = new Uint8Array(view.buffer, abs, XENDISPL_EVENT_PAGE_SIZE);
-    this.words = new Uint32Array(view.buffer, abs, 2);
+    ({ page: this.page, words: this.words } = sharedPage(view, offset, XENDISPL_EVENT_PAGE_SIZE, 2, 'event page'));
   }
 
   get inCons(): RingIdx {

@@ -13,7 +13,7 @@
  * Method names follow the macros: `pushRequestsAndCheckNotify` is
  * RING_PUSH_REQUESTS_AND_CHECK_NOTIFY, `finalCheckForResponses` RING_FINAL_CHECK_FOR_RESPONSES...
  */
-import { AbiError, HOST_IS_LITTLE_ENDIAN } from '../abi/bytes.js';
+import { AbiError } from '../abi/bytes.js';
 import {
   type RingIdx,
   ringSize,
@@ -24,10 +24,8 @@ import {
   SRING_RSP_EVENT,
   SRING_RSP_PROD,
 } from '../abi/ring-layout.js';
+import { sharedPage } from './shared-page.js';
 
-if (!HOST_IS_LITTLE_ENDIAN) {
-  throw new Error('vdispl rings need a little-endian host (Xen shared pages are little-endian)');
-}
 
 const W_REQ_PROD = SRING_REQ_PROD / 4;
 const W_REQ_EVENT = SRING_REQ_EVENT / 4;
@@ -55,16 +53,7 @@ export class SharedRing {
    * @param pageSize bytes of the ring (one 4 KiB page for displif)
    */
   constructor(view: Uint8Array, offset: number, entrySize: number, pageSize = 4096) {
-    if (!Number.isInteger(offset) || offset < 0 || offset + pageSize > view.byteLength) {
-      throw new AbiError(
-        'short',
-        `ring: ${pageSize} bytes at offset ${offset} do not fit in a view of ${view.byteLength}`,
-      );
-    }
-    const abs = view.byteOffset + offset;
-    if (abs % 4 !== 0) throw new AbiError('range', `ring: page address ${abs} is not 4-byte aligned`);
-    this.page = new Uint8Array(view.buffer, abs, pageSize);
-    this.words = new Uint32Array(view.buffer, abs, SRING_HEADER_SIZE / 4);
+    ({ page: this.page, words: this.words } = sharedPage(view, offset, pageSize, SRING_HEADER_SIZE / 4, 'ring'));
     this.entrySize = entrySize;
     this.nrEnts = ringSize(entrySize, pageSize);
     if (this.nrEnts === 0)

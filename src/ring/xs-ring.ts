@@ -8,12 +8,11 @@
  * size is corrupt (XENSTORE_ERROR_RINGIDX): reads and writes then report an error instead of
  * touching memory.
  */
-import { AbiError, type Decoded, fail, HOST_IS_LITTLE_ENDIAN, ok } from '../abi/bytes.js';
+import { type Decoded, fail, ok } from '../abi/bytes.js';
 import type { RingIdx } from '../abi/ring-layout.js';
 import { XENSTORE_RING_SIZE, XS_IFACE_FIELDS, XS_IFACE_RSP_OFFSET, XS_IFACE_SIZE } from '../abi/xs-wire.js';
+import { sharedPage } from './shared-page.js';
 import { idxSub } from './shared-ring.js';
-
-if (!HOST_IS_LITTLE_ENDIAN) throw new Error('vdispl rings need a little-endian host');
 
 const WORD = Object.fromEntries(XS_IFACE_FIELDS.map((f) => [f.name, f.offset / 4])) as Record<string, number>;
 
@@ -34,16 +33,7 @@ export class XsRingPage {
   private readonly words: Uint32Array;
 
   constructor(view: Uint8Array, offset = 0) {
-    if (!Number.isInteger(offset) || offset < 0 || offset + XS_IFACE_SIZE > view.byteLength) {
-      throw new AbiError(
-        'short',
-        `xenstore ring: ${XS_IFACE_SIZE} bytes at ${offset} do not fit in ${view.byteLength}`,
-      );
-    }
-    const abs = view.byteOffset + offset;
-    if (abs % 4 !== 0) throw new AbiError('range', `xenstore ring: address ${abs} is not 4-byte aligned`);
-    this.page = new Uint8Array(view.buffer, abs, XS_IFACE_SIZE);
-    this.words = new Uint32Array(view.buffer, abs, XS_IFACE_SIZE / 4);
+    ({ page: this.page, words: this.words } = sharedPage(view, offset, XS_IFACE_SIZE, XS_IFACE_SIZE / 4, 'xenstore ring'));
   }
 
   get(field: XsRingField): number {
