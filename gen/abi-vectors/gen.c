@@ -1825,7 +1825,7 @@ static void gen_pgdir(void)
     size_t count = (PAGE_SZ - offsetof(struct xendispl_page_directory, gref)) / sizeof(grant_ref_t);
     rng_seed("packets/pgdir");
     FILE *f = open_out("packets/pgdir.jsonl");
-    for (int i = 0; i < 64; i++) {
+    for (int i = 0; i < 200; i++) {
         grant_ref_t *gref;
         memset(&page, 0, sizeof(page));
         gref = page.d.gref;

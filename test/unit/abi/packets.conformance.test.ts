@@ -13,7 +13,7 @@ describe.each(ABI_KIND_NAMES)('%s packets from C', (kindName) => {
   const packets = loadPackets(kindName);
 
   it('has a meaningful number of vectors', () => {
-    expect(packets.length).toBeGreaterThanOrEqual(kindName === 'pgdir' ? 32 : 250);
+    expect(packets.length).toBeGreaterThanOrEqual(kindName === 'pgdir' ? 200 : 250);
   });
 
   it('decodes the C bytes to the C field values', () => {
