@@ -59,11 +59,6 @@ export async function runGenerator(outDir: string): Promise<string[]> {
   }
 }
 
-/** Compiles and runs the generator, writing the fixtures into `outDir`. */
-export async function buildAndRunGenerator(outDir: string): Promise<void> {
-  await runGenerator(outDir);
-}
-
 async function main(): Promise<void> {
   const arg = process.argv[2];
   const outDir = arg === undefined ? defaultOutDir : path.resolve(arg);
