@@ -17,14 +17,13 @@ import {
   xsPayload,
 } from '../src/abi/index.js';
 import { BackRing, FrontRing, SharedRing } from '../src/ring/shared-ring.js';
-import { type Report, round, timeOp } from './harness.js';
+import { type Report, timeOp, versus } from './harness.js';
 
 export function benchAbi(report: Report): void {
   // Baseline: copy 64 bytes between two buffers.
   const src = new Uint8Array(64).fill(7);
   const dst = new Uint8Array(64);
   const copy = timeOp(() => dst.set(src), 20_000);
-  const copyNs = round(copy.p50);
 
   const req = {
     operation: XENDISPL_OP_DBUF_CREATE,
@@ -40,28 +39,14 @@ export function benchAbi(report: Report): void {
   } as const;
   const pkt = new Uint8Array(64);
   const enc = timeOp((i) => encodeReq({ ...req, id: i & 0xffff }, pkt), 20_000);
-  report.add('displif_req_encode_ns', {
-    value: round(enc.p50),
-    unit: 'ns',
-    p50: round(enc.p50),
-    p99: round(enc.p99),
-    baseline: { name: 'copy_64b_ns', value: copyNs, unit: 'ns' },
-    ratio_to_baseline: round(enc.p50 / copy.p50, 1),
-  });
+  report.add('displif_req_encode_ns', versus(enc, 'copy_64b_ns', copy));
   encodeReq(req, pkt);
   let sink = 0;
   const dec = timeOp(() => {
     const d = decodeReq(pkt);
     if (d.ok) sink += d.value.id;
   }, 20_000);
-  report.add('displif_req_decode_ns', {
-    value: round(dec.p50),
-    unit: 'ns',
-    p50: round(dec.p50),
-    p99: round(dec.p99),
-    baseline: { name: 'copy_64b_ns', value: copyNs, unit: 'ns' },
-    ratio_to_baseline: round(dec.p50 / copy.p50, 1),
-  });
+  report.add('displif_req_decode_ns', versus(dec, 'copy_64b_ns', copy));
 
   // Raw cycle: the memory traffic of one request/response round (two 64-byte slot copies each
   // way, two producer-index stores, event-index loads) without any ring logic or codecs.
@@ -106,15 +91,15 @@ export function benchAbi(report: Report): void {
     if (!p.ok) throw p.error;
     sink += p.value.status;
   }, 10_000);
-  report.add('ring_req_rsp_cycle_ns', {
-    value: round(cycle.p50),
-    unit: 'ns',
-    p50: round(cycle.p50),
-    p99: round(cycle.p99),
-    baseline: { name: 'raw_copy_atomics_cycle_ns', value: round(raw.p50), unit: 'ns' },
-    ratio_to_baseline: round(cycle.p50 / raw.p50, 1),
-    note: 'single thread: PG_FLIP encode, push+notify check, take+decode, response, push, take+decode',
-  });
+  report.add(
+    'ring_req_rsp_cycle_ns',
+    versus(
+      cycle,
+      'raw_copy_atomics_cycle_ns',
+      raw,
+      'single thread: PG_FLIP encode, push+notify check, take+decode, response, push, take+decode',
+    ),
+  );
 
   // XenStore stream parsing: 64 KiB of WRITE messages in 1500-byte chunks, vs memcpy of the same.
   const msgs: Uint8Array[] = [];
@@ -139,15 +124,15 @@ export function benchAbi(report: Report): void {
       sink += p.push(c).messages.length;
     }
   }, 20);
-  const perMsg = (ns: number) => round(ns / msgs.length);
-  report.add('xs_stream_parse_ns_per_msg', {
-    value: perMsg(parse.p50),
-    unit: 'ns',
-    p50: perMsg(parse.p50),
-    p99: perMsg(parse.p99),
-    baseline: { name: 'memcpy_ns_per_msg', value: perMsg(memcpy.p50), unit: 'ns' },
-    ratio_to_baseline: round(parse.p50 / memcpy.p50, 1),
-    note: `${msgs.length} XS_WRITE messages (${stream.length} bytes) in 1500-byte chunks; C xenstored answers a read in ~93 us`,
-  });
+  report.add(
+    'xs_stream_parse_ns_per_msg',
+    versus(
+      parse,
+      'memcpy_ns_per_msg',
+      memcpy,
+      `${msgs.length} XS_WRITE messages (${stream.length} bytes) in 1500-byte chunks; C xenstored answers a read in ~93 us`,
+      1 / msgs.length,
+    ),
+  );
   if (sink === Number.MIN_SAFE_INTEGER) process.stdout.write('');
 }

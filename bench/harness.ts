@@ -41,6 +41,23 @@ export function timeOp(op: (i: number) => void, batch: number, samples = 200): T
   };
 }
 
+/**
+ * A latency metric (ns per operation) compared with the baseline measured in the same run.
+ * `scale` converts both from per-batch-op to the reported unit (e.g. 1 / messages per batch).
+ */
+export function versus(t: Timing, baselineName: string, baseline: Timing, note?: string, scale = 1): Metric {
+  const m: Metric = {
+    value: round(t.p50 * scale),
+    unit: 'ns',
+    p50: round(t.p50 * scale),
+    p99: round(t.p99 * scale),
+    baseline: { name: baselineName, value: round(baseline.p50 * scale), unit: 'ns' },
+    ratio_to_baseline: round(t.p50 / baseline.p50, 1),
+  };
+  if (note !== undefined) m.note = note;
+  return m;
+}
+
 export function round(v: number, digits = 3): number {
   const f = 10 ** digits;
   return Math.round(v * f) / f;
