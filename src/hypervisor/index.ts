@@ -10,5 +10,7 @@ export * from './hypercalls.js';
 export * from './layout.js';
 export * from './machine.js';
 export * from './page-allocator.js';
-export type * from './platform.js';
+export type {
+  Errno, GrantMapping, MapResult, Platform, PlatformEvents, PlatformGrantMaps, PlatformGrants, PlatformMemory,
+} from './platform.js';
 export { MachineState } from './state.js';

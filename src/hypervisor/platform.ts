@@ -9,9 +9,10 @@
  * negative Xen errno, or a GNTST_* status, as the underlying hypercall gives them.
  */
 import type { EvtchnStatus } from './event-channels.js';
+import type { PortHandler } from './event-loop.js';
 import type { GrantCopyOp } from './grant-ops.js';
 
-export type { EvtchnStatus, GrantCopyOp };
+export type { EvtchnStatus, GrantCopyOp, PortHandler };
 
 /** A negative Xen errno (e.g. -XEN_ERRNO.ENOMEM). */
 export type Errno = number;
@@ -87,8 +88,6 @@ export interface PlatformGrantMaps {
   /** GNTTABOP_copy: a GNTST per operation. */
   copy(ops: readonly GrantCopyOp[]): Int16Array;
 }
-
-export type PortHandler = (port: number) => void;
 
 /** Event channels (libxenevtchn-like). */
 export interface PlatformEvents {
