@@ -45,17 +45,23 @@ export function timeOp(op: (i: number) => void, batch: number, samples = 200): T
  * A latency metric (ns per operation) compared with the baseline measured in the same run.
  * `scale` converts both from per-batch-op to the reported unit (e.g. 1 / messages per batch).
  */
-export function versus(t: Timing, baselineName: string, baseline: Timing, note?: string, scale = 1): Metric {
+export function versus(t: Timing, baselineName: string, baseline: Timing, note?: string, scale = 1, unit = 'ns'): Metric {
   const m: Metric = {
     value: round(t.p50 * scale),
-    unit: 'ns',
+    unit,
     p50: round(t.p50 * scale),
     p99: round(t.p99 * scale),
-    baseline: { name: baselineName, value: round(baseline.p50 * scale), unit: 'ns' },
+    baseline: { name: baselineName, value: round(baseline.p50 * scale), unit },
     ratio_to_baseline: round(t.p50 / baseline.p50, 1),
   };
   if (note !== undefined) m.note = note;
   return m;
+}
+
+/** p50 and p99 of raw samples (any unit). */
+export function percentiles(samples: ArrayLike<number>): Timing {
+  const s = Array.from(samples).sort((a, b) => a - b);
+  return { p50: s[Math.floor(s.length * 0.5)]!, p99: s[Math.min(s.length - 1, Math.floor(s.length * 0.99))]! };
 }
 
 export function round(v: number, digits = 3): number {

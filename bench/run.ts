@@ -4,6 +4,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { benchAbi } from './abi.bench.js';
+import { benchHypervisor } from './hypervisor.bench.js';
 import { machine, Report } from './harness.js';
 
 const report = new Report();
@@ -11,6 +12,8 @@ const m = machine();
 process.stdout.write(`vdispl bench on ${m.cpu} (${m.cores} cores), node ${m.node}\n\n`);
 process.stdout.write('ABI and rings\n');
 benchAbi(report);
+process.stdout.write('\nHypervisor\n');
+await benchHypervisor(report);
 const out = fileURLToPath(new URL('./results.json', import.meta.url));
 report.write(out);
 process.stdout.write(`\nwrote ${out}\n`);

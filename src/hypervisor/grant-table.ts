@@ -104,7 +104,7 @@ export function entriesInUse(s: MachineState, base: number): number {
 function setStatus(s: MachineState, ei: number, pinned: boolean, domid: number, readonly: boolean, mapping: boolean): number {
   const m = s.mem32;
   const mask = GTF_type_mask | (mapping ? GTF_sub_page : 0);
-  let combo = Atomics.load(m, ei);
+  let combo = m[ei]!; // a plain read: the compare-exchange below validates it
   for (let retries = 0; ; retries++) {
     const flags = combo & 0xffff;
     if (!pinned && ((flags & mask) !== GTF_permit_access || combo >>> 16 !== domid)) return GNTST_general_error;
@@ -130,11 +130,11 @@ function unpin(s: MachineState, gBase: number, ref: number, readonly: boolean): 
   const nrd = readonly ? rd - 1 : rd;
   const nwr = readonly ? wr : wr - 1;
   m[ai] = nrd | (nwr << 16);
-  const ei = entryIndex(s, gBase, ref);
-  if (nwr === 0 && !readonly) Atomics.and(m, ei, ~GTF_writing);
   if (nrd + nwr === 0) {
-    Atomics.and(m, ei, ~(GTF_reading | GTF_writing));
+    Atomics.and(m, entryIndex(s, gBase, ref), ~(GTF_reading | GTF_writing));
     s.ctl[gBase + D_PINNED]! -= 1;
+  } else if (nwr === 0 && !readonly) {
+    Atomics.and(m, entryIndex(s, gBase, ref), ~GTF_writing);
   }
 }
 
@@ -175,9 +175,10 @@ function pin(s: MachineState, gBase: number, ref: number, domid: number, readonl
   return mfn;
 }
 
-function allocHandle(s: MachineState, base: number): number {
+/** A free maptrack handle, growing the maptrack; -1 at the quota (`pending`: mappings not yet counted). */
+function allocHandle(s: MachineState, base: number, pending: number): number {
   const { ctl } = s;
-  if (ctl[base + D_MAPS_HELD]! >= ctl[base + D_MAX_MAPS]!) return -1;
+  if (ctl[base + D_MAPS_HELD]! + pending >= ctl[base + D_MAX_MAPS]!) return -1;
   const free = ctl[base + D_MAPTRACK_FREE]!;
   if (free >= 0) {
     ctl[base + D_MAPTRACK_FREE] = s.mem32[maptrackIndex(s, base, free) + 3]!;
@@ -210,11 +211,18 @@ function granter(s: MachineState, dom: number): number {
 
 /** GNTTABOP_map_grant_ref for every operation of the batch, by the domain at `base`. */
 export function mapBatch(s: MachineState, base: number, b: GrantMapBatch): void {
-  const self = s.ctl[base + D_DOMID]!;
+  const { ctl } = s;
   const m = s.mem32;
+  const self = ctl[base + D_DOMID]!;
+  // The granter of the previous operation (batches almost always map from one domain).
+  let lastDom = -1;
+  let gBase = -1;
+  let gEntries = 0;
+  let held = 0;
+  let ofGranter = 0; // mappings of gBase's grants not yet counted
+  b.handle.fill(0);
+  b.mfn.fill(-1);
   for (let i = 0; i < b.count; i++) {
-    b.handle[i] = 0;
-    b.mfn[i] = -1;
     const flags = b.flags[i]!;
     if ((flags & (GNTMAP_device_map | GNTMAP_host_map)) === 0) {
       b.status[i] = GNTST_bad_gntref;
@@ -226,19 +234,26 @@ export function mapBatch(s: MachineState, base: number, b: GrantMapBatch): void 
       b.status[i] = GNTST_bad_virt_addr;
       continue;
     }
-    const gBase = granter(s, b.dom[i]!);
+    const dom = b.dom[i]!;
+    if (dom !== lastDom) {
+      if (gBase >= 0) ctl[gBase + D_MAPS_OF_MINE] = ctl[gBase + D_MAPS_OF_MINE]! + ofGranter;
+      ofGranter = 0;
+      lastDom = dom;
+      gBase = granter(s, dom);
+      gEntries = gBase < 0 ? 0 : nrGrantEntries(s, gBase);
+    }
     if (gBase < 0) {
       b.status[i] = GNTST_bad_domain;
       continue;
     }
-    const handle = allocHandle(s, base);
+    const handle = allocHandle(s, base, held);
     if (handle < 0) {
       b.status[i] = GNTST_no_space;
       continue;
     }
     const ref = b.ref[i]!;
     const readonly = (flags & GNTMAP_readonly) !== 0;
-    const mfn = ref < nrGrantEntries(s, gBase) ? pin(s, gBase, ref, self, readonly, true) : GNTST_bad_gntref;
+    const mfn = ref < gEntries ? pin(s, gBase, ref, self, readonly, true) : GNTST_bad_gntref;
     if (mfn < 0 || (host && !p2mSet(s, base, hostGfn, -(mfn + 1)))) {
       if (mfn >= 0) {
         putFrame(s, mfn);
@@ -249,26 +264,34 @@ export function mapBatch(s: MachineState, base: number, b: GrantMapBatch): void 
       continue;
     }
     const mi = maptrackIndex(s, base, handle);
-    m[mi] = MT_INUSE | (readonly ? MT_READONLY : 0) | (host ? MT_HOST : 0) | (b.dom[i]! << 16);
+    m[mi] = MT_INUSE | (readonly ? MT_READONLY : 0) | (host ? MT_HOST : 0) | (dom << 16);
     m[mi + 1] = ref;
     m[mi + 2] = mfn;
     m[mi + 3] = host ? hostGfn : -1;
-    s.ctl[base + D_MAPS_HELD]! += 1;
-    s.ctl[gBase + D_MAPS_OF_MINE]! += 1;
+    held++;
+    ofGranter++;
     b.status[i] = GNTST_okay;
     b.handle[i] = handle;
     b.mfn[i] = mfn;
   }
+  ctl[base + D_MAPS_HELD] = ctl[base + D_MAPS_HELD]! + held;
+  if (gBase >= 0) ctl[gBase + D_MAPS_OF_MINE] = ctl[gBase + D_MAPS_OF_MINE]! + ofGranter;
+}
+
+/** Remembers the last granter looked up while unmapping a batch. */
+interface GranterCache {
+  dom: number;
+  base: number;
 }
 
 /**
  * Releases mapping `handle` of the domain at `base`. Returns GNTST_bad_handle for a handle that
- * is not a live mapping. May finish off a zombie granter (see domains.ts) through `onZombieIdle`.
+ * is not a live mapping. A zombie granter whose last mapping this was is handed to `onZombieIdle`.
  */
-export function unmapOne(s: MachineState, base: number, handle: number, onZombieIdle: (gBase: number) => void): number {
+export function unmapOne(s: MachineState, base: number, handle: number, onZombieIdle: (gBase: number) => void, cache?: GranterCache): number {
   const { ctl } = s;
   const m = s.mem32;
-  if (!Number.isInteger(handle) || handle < 0 || handle >= ctl[base + D_MAPTRACK_TOP]!) return GNTST_bad_handle;
+  if (!(handle >= 0 && handle < ctl[base + D_MAPTRACK_TOP]!) || handle !== Math.floor(handle)) return GNTST_bad_handle;
   const mi = maptrackIndex(s, base, handle);
   const w0 = m[mi]!;
   if ((w0 & MT_INUSE) === 0) return GNTST_bad_handle;
@@ -276,20 +299,36 @@ export function unmapOne(s: MachineState, base: number, handle: number, onZombie
   const ref = m[mi + 1]!;
   const mfn = m[mi + 2]!;
   if ((w0 & MT_HOST) !== 0) p2mSet(s, base, m[mi + 3]!, P2M_EMPTY);
-  const gBase = s.anySlot(w0 >>> 16);
+  const dom = w0 >>> 16;
+  let gBase: number;
+  if (cache && cache.dom === dom) {
+    gBase = cache.base;
+  } else {
+    gBase = s.anySlot(dom);
+    if (cache) {
+      cache.dom = dom;
+      cache.base = gBase;
+    }
+  }
   if (gBase >= 0) {
     unpin(s, gBase, ref, readonly);
     ctl[gBase + D_MAPS_OF_MINE]! -= 1;
   }
   putFrame(s, mfn);
-  freeHandle(s, base, handle);
+  m[mi] = 0;
+  m[mi + 3] = ctl[base + D_MAPTRACK_FREE]!;
+  ctl[base + D_MAPTRACK_FREE] = handle;
   ctl[base + D_MAPS_HELD]! -= 1;
-  if (gBase >= 0 && ctl[gBase + D_STATE] === DomainState.Zombie && ctl[gBase + D_MAPS_OF_MINE] === 0) onZombieIdle(gBase);
+  if (gBase >= 0 && ctl[gBase + D_MAPS_OF_MINE] === 0 && ctl[gBase + D_STATE] === DomainState.Zombie) {
+    if (cache) cache.dom = -1; // the slot is about to be freed
+    onZombieIdle(gBase);
+  }
   return GNTST_okay;
 }
 
 export function unmapBatch(s: MachineState, base: number, b: GrantUnmapBatch, onZombieIdle: (gBase: number) => void): void {
-  for (let i = 0; i < b.count; i++) b.status[i] = unmapOne(s, base, b.handle[i]!, onZombieIdle);
+  const cache: GranterCache = { dom: -1, base: -1 };
+  for (let i = 0; i < b.count; i++) b.status[i] = unmapOne(s, base, b.handle[i]!, onZombieIdle, cache);
 }
 
 /** Unmaps every mapping the domain holds (domain teardown). */
