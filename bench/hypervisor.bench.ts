@@ -24,7 +24,7 @@ async function rawPingPong(mode: 'sync' | 'async'): Promise<Timing> {
   return percentiles(lat.slice(WARMUP));
 }
 
-async function evtchnRtt(spinMicros: number): Promise<Timing> {
+export async function evtchnRtt(spinMicros: number): Promise<Timing> {
   let portSeen: (p: number) => void = () => undefined;
   let resultSeen: (r: number[]) => void = () => undefined;
   const port = new Promise<number>((r) => (portSeen = r));

@@ -111,7 +111,13 @@ export class EventLoop {
       Atomics.store(ctl, upcall, 0);
       this.poll();
       if (Atomics.load(ctl, upcall) !== 0) continue;
-      if (this.spinMicros > 0 && this.spin()) continue;
+      if (this.spinMicros > 0) {
+        // Let what the handlers started (promise continuations, immediates) run first: spinning
+        // blocks this thread, and the reply we spin for usually depends on that work.
+        await new Promise<void>((r) => setImmediate(r));
+        if (this.stopped) break;
+        if (Atomics.load(ctl, upcall) !== 0 || this.spin()) continue;
+      }
       const r = Atomics.waitAsync(ctl, upcall, 0);
       if (r.async) await r.value;
     }
