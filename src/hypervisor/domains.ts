@@ -37,7 +37,6 @@ export function createDomain(s: MachineState, a: CreateDomainArgs): number {
     }
     if (ctl[layout.domidIndex + next] !== 0) return -XEN_ERRNO.ENOSPC;
     domid = next;
-    ctl[H_NEXT_DOMID] = next + 1 >= DOMID_COUNT ? 1 : next + 1;
   } else if (!Number.isInteger(domid) || domid < 0 || domid >= DOMID_COUNT) {
     return -XEN_ERRNO.EINVAL;
   } else if (ctl[layout.domidIndex + domid] !== 0) {
@@ -51,6 +50,7 @@ export function createDomain(s: MachineState, a: CreateDomainArgs): number {
     }
   }
   if (slot < 0) return -XEN_ERRNO.ENOSPC;
+  if (a.domid === undefined) ctl[H_NEXT_DOMID] = domid + 1 >= DOMID_COUNT ? 1 : domid + 1;
   const base = s.slotBase(slot);
   ctl.fill(0, base, base + DOMAIN_WORDS);
   ctl[base + D_DOMID] = domid;

@@ -2,7 +2,8 @@
  * The platform interface on the emulated hypervisor, for one domain in one thread: hypercalls
  * bound to the domain, its page allocator, its guest grant table and its event loop.
  */
-import { GNTST_okay } from '../abi/grant-table.js';
+import { DOMID_FIRST_RESERVED } from '../abi/event-channel.js';
+import { GNTST_bad_domain, GNTST_bad_gntref, GNTST_bad_handle, GNTST_bad_virt_addr, GNTST_okay } from '../abi/grant-table.js';
 import { type EventLoop as EventLoopT, EventLoop } from './event-loop.js';
 import { GrantMapBatch, GrantUnmapBatch } from './grant-ops.js';
 import { type DeferredOptions, GrantTableClient } from './gnttab-client.js';
@@ -25,6 +26,8 @@ export interface EmulatedPlatformOptions {
 
 class EmulatedMapping implements GrantMapping {
   private view: Uint8Array | undefined | null = null;
+  /** False once unmapped: a second unmap must not reuse handles the hypervisor may have reissued. */
+  live = true;
 
   constructor(
     private readonly s: MachineState,
@@ -58,6 +61,7 @@ class EmulatedMapping implements GrantMapping {
 
   /** Marks the mapping dead so views are no longer handed out. */
   kill(): void {
+    this.live = false;
     this.mfns.fill(-1);
     this.view = undefined;
   }
@@ -83,9 +87,14 @@ export class EmulatedPlatform implements Platform {
     const words = hc.eventWords();
     if (!acct || !words) throw new Error(`domain ${domid} is not running`);
     this.pages = new PageAllocator(hc, acct.gfnLimit);
-    this.grants = new GrantTableClient(hc, opts.deferred);
+    const onError = opts.onError;
+    this.grants = new GrantTableClient(hc, {
+      ...opts.deferred,
+      ...(onError && !opts.deferred?.onError ? { onError: (e: unknown) => onError(e, -1) } : {}),
+    });
     this.loop = new EventLoop(words, {
       maxPorts: acct.maxPorts,
+      alive: () => hc.isRunningUnlocked(),
       ...(opts.spinMicros !== undefined ? { spinMicros: opts.spinMicros } : {}),
       ...(opts.onError ? { onError: opts.onError } : {}),
     });
@@ -122,6 +131,18 @@ export class EmulatedPlatform implements Platform {
   }
 
   private map(domid: number, refs: ArrayLike<number>, readonly: boolean, hostGfns?: ArrayLike<number>): MapResult {
+    if (!Number.isInteger(domid) || domid < 0 || domid >= DOMID_FIRST_RESERVED) return { ok: false, status: GNTST_bad_domain, index: 0 };
+    for (let i = 0; i < refs.length; i++) {
+      const r = refs[i]!;
+      if (!Number.isInteger(r) || r < 0 || r > 0xffffffff) return { ok: false, status: GNTST_bad_gntref, index: i };
+    }
+    if (hostGfns) {
+      for (let i = 0; i < refs.length; i++) {
+        const g = i < hostGfns.length ? hostGfns[i]! : -1;
+        if (!Number.isInteger(g) || g < 0 || g > 0x7fffffff) return { ok: false, status: GNTST_bad_virt_addr, index: i };
+      }
+      if (hostGfns.length !== refs.length) return { ok: false, status: GNTST_bad_virt_addr, index: refs.length };
+    }
     const b = GrantMapBatch.of(domid, refs, readonly, hostGfns);
     this.hypercalls.gnttabMap(b);
     let bad = -1;
@@ -142,9 +163,10 @@ export class EmulatedPlatform implements Platform {
   }
 
   private unmap(m: GrantMapping): number {
+    if (!(m instanceof EmulatedMapping) || !m.live) return GNTST_bad_handle;
     const u = GrantUnmapBatch.of(m.handles);
     this.hypercalls.gnttabUnmap(u);
-    if (m instanceof EmulatedMapping) m.kill();
+    m.kill();
     for (let i = 0; i < u.count; i++) if (u.status[i] !== GNTST_okay) return u.status[i]!;
     return GNTST_okay;
   }

@@ -117,7 +117,7 @@ export function allocUnbound(s: MachineState, base: number, dom: number, remoteD
     target = s.running(dom);
     if (target < 0) return -ESRCH;
   }
-  const rdom = remoteDom === DOMID_SELF ? s.ctl[target + D_DOMID]! : remoteDom;
+  const rdom = remoteDom === DOMID_SELF ? self : remoteDom; // Xen: the caller, not the target
   if (!Number.isInteger(rdom) || rdom < 0 || rdom >= 0x7ff0) return -ESRCH;
   const port = freePort(s, target);
   if (port < 0) return port;

@@ -21,6 +21,11 @@ export interface EventLoopOptions {
   readonly maxPorts: number;
   /** Where handler exceptions go (they never stop the loop). */
   readonly onError?: (err: unknown, port: number) => void;
+  /**
+   * Whether the domain still exists. Once it does not, the loop stops and poll() does nothing:
+   * the shared-info frame may already belong to another domain.
+   */
+  readonly alive?: () => boolean;
 }
 
 export class EventLoop {
@@ -28,6 +33,7 @@ export class EventLoop {
   private readonly words: number;
   private running = false;
   private stopped = false;
+  private dead = false;
   private done: Promise<void> = Promise.resolve();
   /** Ports found pending with no handler (dropped, as Linux does for unbound irqs). */
   spurious = 0;
@@ -53,6 +59,11 @@ export class EventLoop {
 
   /** Dispatches every pending unmasked port now; returns how many handlers ran. */
   poll(): number {
+    if (this.dead || (this.opts.alive && !this.opts.alive())) {
+      this.dead = true;
+      this.stopped = true;
+      return 0;
+    }
     const { shinfo } = this.w;
     let ran = 0;
     for (let i = 0; i < this.words; i++) {

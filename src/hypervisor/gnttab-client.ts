@@ -19,6 +19,8 @@ export interface DeferredOptions {
   readonly perIteration?: number;
   /** Called once an entry has been retried 60 times ("g.e. %#x still pending"). */
   readonly onStillPending?: (ref: number) => void;
+  /** Where an exception thrown by an onReleased callback goes (default: a process warning). */
+  readonly onError?: (err: unknown) => void;
 }
 
 interface Deferred {
@@ -31,6 +33,8 @@ export class GrantTableClient {
   private frames: Int32Array[] = [];
   private halves: Uint16Array[] = [];
   private readonly free: number[] = [];
+  /** 1 for refs handed out (reserved or granted), so a ref is never freed twice. */
+  private inUse = new Uint8Array(0);
   private capacity = 0;
   private deferred: Deferred[] = [];
   private timer: ReturnType<typeof setInterval> | undefined;
@@ -51,11 +55,42 @@ export class GrantTableClient {
     this.halves = this.frames.map((f) => new Uint16Array(f.buffer, f.byteOffset, 2048));
     const cap = this.frames.length * GNT_ENTRIES_PER_FRAME;
     for (let ref = cap - 1; ref >= Math.max(this.capacity, GNTTAB_NR_RESERVED_ENTRIES); ref--) this.free.push(ref);
+    if (cap > this.inUse.length) {
+      const u = new Uint8Array(cap);
+      u.set(this.inUse);
+      this.inUse = u;
+    }
     this.capacity = Math.max(this.capacity, cap);
+  }
+
+  /** False once the domain is destroyed: its table frames may belong to someone else by then. */
+  private get alive(): boolean {
+    if (this.frames.length === 0) return false;
+    if (this.hc.isRunningUnlocked()) return true;
+    this.frames = [];
+    this.halves = [];
+    return false;
+  }
+
+  private take(): number {
+    const ref = this.free.pop()!;
+    this.inUse[ref] = 1;
+    return ref;
+  }
+
+  private release(ref: number): void {
+    this.inUse[ref] = 0;
+    this.free.push(ref);
+  }
+
+  /** Whether `ref` was handed out by this client and not freed since. */
+  owns(ref: number): boolean {
+    return Number.isInteger(ref) && ref >= GNTTAB_NR_RESERVED_ENTRIES && ref < this.capacity && this.inUse[ref] === 1;
   }
 
   /** Adds a grant table frame; false at the maximum or without memory. */
   private grow(): boolean {
+    if (!this.alive) return false;
     const q = this.hc.gnttabQuerySize();
     if (q.status !== GNTST_okay || q.nrFrames >= q.maxNrFrames) return false;
     if (this.hc.gnttabSetupTable(q.nrFrames + 1) !== GNTST_okay) return false;
@@ -71,17 +106,30 @@ export class GrantTableClient {
   /** Reserves `count` refs (gnttab_alloc_grant_references); -ENOSPC if the table cannot hold them. */
   reserve(count: number): number[] | number {
     if (!Number.isInteger(count) || count < 0) return -XEN_ERRNO.EINVAL;
+    if (!this.alive) return -XEN_ERRNO.ESRCH;
     while (this.free.length < count) if (!this.grow()) return -XEN_ERRNO.ENOSPC;
-    return this.free.splice(this.free.length - count, count).reverse();
+    const refs: number[] = new Array<number>(count);
+    for (let i = 0; i < count; i++) refs[i] = this.take();
+    return refs;
   }
 
-  /** Returns unused reserved refs (gnttab_free_grant_references). */
+  /** Returns unused reserved refs (gnttab_free_grant_references); refs not handed out are ignored. */
   unreserve(refs: Iterable<number>): void {
-    for (const r of refs) this.free.push(r);
+    for (const r of refs) if (this.owns(r)) this.release(r);
   }
 
-  /** Writes a permit_access entry in reserved `ref` (gnttab_grant_foreign_access_ref). */
-  grantAccessRef(ref: number, domid: number, gfn: number, readonly: boolean): void {
+  /**
+   * Writes a permit_access entry in reserved `ref` (gnttab_grant_foreign_access_ref): domid and
+   * frame first, then the flags. 0, or -EINVAL for a ref not reserved here or a bad domid / gfn.
+   */
+  grantAccessRef(ref: number, domid: number, gfn: number, readonly: boolean): number {
+    if (!this.owns(ref) || !validDomid(domid) || !validGfn(gfn)) return -XEN_ERRNO.EINVAL;
+    if (!this.alive) return -XEN_ERRNO.ESRCH;
+    this.write(ref, domid, gfn, readonly);
+    return 0;
+  }
+
+  private write(ref: number, domid: number, gfn: number, readonly: boolean): void {
     const f = this.frames[ref >>> 9]!;
     const i = (ref & 511) * 2;
     Atomics.store(f, i + 1, gfn | 0);
@@ -90,35 +138,34 @@ export class GrantTableClient {
 
   /** gnttab_grant_foreign_access: a new ref granting `gfn` to `domid`, or -ENOSPC / -EINVAL. */
   grantAccess(domid: number, gfn: number, readonly: boolean): number {
-    if (!validDomid(domid) || !Number.isInteger(gfn) || gfn < 0 || gfn > 0xffffffff) return -XEN_ERRNO.EINVAL;
+    if (!validDomid(domid) || !validGfn(gfn)) return -XEN_ERRNO.EINVAL;
+    if (!this.alive) return -XEN_ERRNO.ESRCH;
     if (this.free.length === 0 && !this.grow()) return -XEN_ERRNO.ENOSPC;
-    const ref = this.free.pop()!;
-    this.grantAccessRef(ref, domid, gfn, readonly);
+    const ref = this.take();
+    this.write(ref, domid, gfn, readonly);
     return ref;
   }
 
   /** Grants every gfn to `domid`; all or nothing. Returns refs or -errno. */
   grantAccessBatch(domid: number, gfns: ArrayLike<number>, readonly: boolean): number[] | number {
     if (!validDomid(domid)) return -XEN_ERRNO.EINVAL;
-    for (let i = 0; i < gfns.length; i++) {
-      const g = gfns[i]!;
-      if (!Number.isInteger(g) || g < 0 || g > 0xffffffff) return -XEN_ERRNO.EINVAL;
-    }
+    for (let i = 0; i < gfns.length; i++) if (!validGfn(gfns[i]!)) return -XEN_ERRNO.EINVAL;
     const refs = this.reserve(gfns.length);
     if (typeof refs === 'number') return refs;
-    for (let i = 0; i < refs.length; i++) this.grantAccessRef(refs[i]!, domid, gfns[i]!, readonly);
+    for (let i = 0; i < refs.length; i++) this.write(refs[i]!, domid, gfns[i]!, readonly);
     return refs;
   }
 
-  /** The entry's flags (GTF_*). */
+  /** The entry's flags (GTF_*), or -1 for a ref beyond the table. */
   flags(ref: number): number {
-    return Atomics.load(this.halves[ref >>> 9]!, (ref & 511) * 4);
+    const h = Number.isInteger(ref) && ref >= 0 ? this.halves[ref >>> 9] : undefined;
+    return h ? Atomics.load(h, (ref & 511) * 4) : -1;
   }
 
   /** Ends access iff the peer does not map the entry (gnttab_end_foreign_access_ref); the ref stays reserved. */
   endAccessRef(ref: number): boolean {
-    const h = this.halves[ref >>> 9];
-    if (!h || ref < GNTTAB_NR_RESERVED_ENTRIES) return false;
+    if (!this.owns(ref) || !this.alive) return false;
+    const h = this.halves[ref >>> 9]!;
     const i = (ref & 511) * 4;
     let flags = Atomics.load(h, i);
     for (;;) {
@@ -132,7 +179,7 @@ export class GrantTableClient {
   /** gnttab_try_end_foreign_access: ends and frees the ref if unmapped; false if still in use. */
   tryEndAccess(ref: number): boolean {
     if (!this.endAccessRef(ref)) return false;
-    this.free.push(ref);
+    this.release(ref);
     return true;
   }
 
@@ -141,10 +188,12 @@ export class GrantTableClient {
    * otherwise defers: the ref and its page stay out of use until a retry succeeds.
    */
   endAccess(ref: number, onReleased?: () => void): boolean {
+    if (!this.owns(ref) || this.deferred.some((d) => d.ref === ref)) return false; // not ours to end
     if (this.tryEndAccess(ref)) {
       onReleased?.();
       return true;
     }
+    if (!this.alive) return false;
     this.deferred.push({ ref, onReleased, tries: 0 });
     if (!this.timer && this.retryMs > 0) {
       this.timer = setInterval(() => this.retryDeferred(), this.retryMs);
@@ -158,31 +207,38 @@ export class GrantTableClient {
     return this.deferred.length;
   }
 
-  /** One retry tick of the deferred list (the timer calls this); returns how many ended. */
+  /**
+   * One retry tick of the deferred list (the timer calls this): tries up to `perIteration`
+   * entries from the head; those still mapped go to the tail, so every entry gets its turn.
+   * Returns how many ended.
+   */
   retryDeferred(all = false): number {
-    const budget = all || this.perIteration === 0 ? Infinity : this.perIteration;
-    const keep: Deferred[] = [];
-    let ended = 0;
-    let tried = 0;
-    for (const d of this.deferred) {
-      if (tried++ >= budget) {
-        keep.push(d);
-        continue;
-      }
+    const budget = Math.min(this.deferred.length, all || this.perIteration === 0 ? Infinity : this.perIteration);
+    const tried = this.deferred.slice(0, budget);
+    const stillMapped: Deferred[] = [];
+    const released: (() => void)[] = [];
+    for (const d of tried) {
       if (this.tryEndAccess(d.ref)) {
-        ended++;
-        d.onReleased?.();
+        if (d.onReleased) released.push(d.onReleased);
       } else {
         if (++d.tries === 60) this.opts.onStillPending?.(d.ref);
-        keep.push(d);
+        stillMapped.push(d);
       }
     }
-    this.deferred = keep;
-    if (keep.length === 0 && this.timer) {
+    this.deferred = this.deferred.slice(budget).concat(stillMapped);
+    if ((this.deferred.length === 0 || !this.alive) && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
     }
-    return ended;
+    // Callbacks run once the list is consistent: one that throws cannot make an ended ref end twice.
+    for (const cb of released) {
+      try {
+        cb();
+      } catch (err) {
+        (this.opts.onError ?? ((e: unknown) => process.emitWarning(`grant onReleased callback threw: ${String(e)}`)))(err);
+      }
+    }
+    return tried.length - stillMapped.length;
   }
 
   /** Stops the retry timer (the domain is going away; the hypervisor reclaims the rest). */
@@ -190,6 +246,10 @@ export class GrantTableClient {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
+}
+
+function validGfn(g: number): boolean {
+  return Number.isInteger(g) && g >= 0 && g <= 0xffffffff;
 }
 
 function validDomid(d: number): boolean {

@@ -34,7 +34,7 @@ export class GrantMapBatch {
     b.dom.fill(dom);
     b.ref.set(refs);
     b.flags.fill((hostGfns ? GNTMAP_host_map : GNTMAP_device_map) | (readonly ? GNTMAP_readonly : 0));
-    if (hostGfns) b.hostGfn.set(hostGfns);
+    if (hostGfns) for (let i = 0; i < b.count; i++) b.hostGfn[i] = i < hostGfns.length ? hostGfns[i]! : -1;
     return b;
   }
 }

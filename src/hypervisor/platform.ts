@@ -40,7 +40,8 @@ export interface PlatformGrants {
   grantAccessBatch(domid: number, gfns: ArrayLike<number>, readonly: boolean): number[] | Errno;
   /** Reserves refs to fill later with grantAccessRef (gnttab_alloc_grant_references). */
   reserve(count: number): number[] | Errno;
-  grantAccessRef(ref: number, domid: number, gfn: number, readonly: boolean): void;
+  /** Fills a reserved ref; 0 or -EINVAL (ref not reserved, bad domid or gfn). */
+  grantAccessRef(ref: number, domid: number, gfn: number, readonly: boolean): number;
   unreserve(refs: Iterable<number>): void;
   /** Ends and frees a ref iff the peer does not map it. */
   tryEndAccess(ref: number): boolean;
