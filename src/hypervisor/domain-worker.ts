@@ -35,7 +35,7 @@ async function run(port: NonNullable<typeof parentPort>): Promise<void> {
       spinMicros: d.spinMicros,
       onError: (err, p) => log(`event handler for port ${p} threw: ${formatError(err)}`),
     });
-    platform.hypercalls.registerCpu();
+    platform.hypercalls.registerCpu(true);
     const main = await loadDomainMain(d.module);
     port.postMessage({ type: 'ready' });
     const ctx: DomainContext = { domid: d.domid, name: d.name, platform, args: d.args, signal: ac.signal, log };

@@ -13,7 +13,7 @@ import * as evtchn from './event-channels.js';
 import type { EvtchnStatus } from './event-channels.js';
 import type { GrantCopyOp, GrantMapBatch, GrantUnmapBatch } from './grant-ops.js';
 import * as gnttab from './grant-table.js';
-import { D_CPU, D_CREATED_GEN, D_GNT_FRAMES, D_GNT_MFNS, D_MAX_GNT_FRAMES, D_SHINFO_MFN, D_STATE, D_UPCALL, DomainState, PAGE_SIZE } from './layout.js';
+import { D_CPU, D_CREATED_GEN, D_FLAGS, DOMFLAG_OWN_THREAD, D_GNT_FRAMES, D_GNT_MFNS, D_MAX_GNT_FRAMES, D_SHINFO_MFN, D_STATE, D_UPCALL, DomainState, PAGE_SIZE } from './layout.js';
 import { acquire, release } from './lock.js';
 import * as memory from './memory.js';
 import type { MachineState } from './state.js';
@@ -37,20 +37,25 @@ export class Hypercalls {
   /** Runs `fn` under the lock with the caller's slot, or returns `dead` if the caller is gone. */
   private call<T, D>(dead: D, fn: (base: number) => T): T | D {
     const { s } = this;
-    acquire(s.ctl, s.cpu);
+    acquire(s.ctl, s.cpu, s.isDyingWorkerCpu);
     try {
+      // First, before changing anything: a dying domain's thread may lose the lock to another.
       const base = s.running(this.domid);
       if (base < 0 || s.ctl[base + D_CREATED_GEN] !== this.gen) return dead;
       return fn(base);
     } finally {
-      release(s.ctl);
+      release(s.ctl, s.cpu);
     }
   }
 
-  /** Records the calling thread as the one running this domain (so the lock can be broken if it dies). */
-  registerCpu(): void {
+  /**
+   * Records the calling thread as the one running this domain; `ownThread` when the thread runs
+   * nothing else (a worker), so the lock can be taken back from it once it is being terminated.
+   */
+  registerCpu(ownThread: boolean): void {
     this.call(undefined, (b) => {
       this.s.ctl[b + D_CPU] = this.s.cpu;
+      if (ownThread) this.s.ctl[b + D_FLAGS]! |= DOMFLAG_OWN_THREAD;
     });
   }
 

@@ -101,6 +101,8 @@ export const D_PORT_MFNS = D_P2M_DIR + LIMIT_P2M_LEAVES;
 export const DOMAIN_WORDS = D_PORT_MFNS + PORT_FRAMES;
 
 export const DOMFLAG_PRIVILEGED = 1;
+/** The domain's code runs in a thread of its own (a worker), recorded in D_CPU. */
+export const DOMFLAG_OWN_THREAD = 2;
 
 /** Sizing of one emulated machine. */
 export interface MachineConfig {

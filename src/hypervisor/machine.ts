@@ -76,6 +76,8 @@ export class DomainHandle {
   readonly abort = new AbortController();
   /** For worker domains, resolves when its module is loaded and main is about to run. */
   ready: Promise<void> = Promise.resolve();
+  /** @internal The worker thread has exited. */
+  threadGone = false;
 
   constructor(
     readonly domid: number,
@@ -127,11 +129,12 @@ export class Machine {
   }
 
   private locked<T>(fn: () => T): T {
-    acquire(this.state.ctl, this.state.cpu);
+    const s = this.state;
+    acquire(s.ctl, s.cpu, s.isDyingWorkerCpu);
     try {
       return fn();
     } finally {
-      release(this.state.ctl);
+      release(s.ctl, s.cpu);
     }
   }
 
@@ -161,7 +164,7 @@ export class Machine {
       ...(spec.spinMicros !== undefined ? { spinMicros: spec.spinMicros } : {}),
       onError: spec.platform?.onError ?? ((err, p) => this.log(domid, name, `event handler for port ${p} threw: ${formatError(err)}`)),
     });
-    platform.hypercalls.registerCpu();
+    platform.hypercalls.registerCpu(false);
     const h = new DomainHandle(domid, name, 'local', platform, undefined);
     this.domains.set(domid, h);
     return h;
@@ -216,12 +219,17 @@ export class Machine {
       worker.on('message', (m: { type: string; text?: string; reason?: DomainExit['reason']; error?: string }) => {
         if (m.type === 'ready') resolve();
         else if (m.type === 'log') this.log(domid, name, m.text ?? '');
-        else if (m.type === 'exit') reported = { reason: m.reason ?? 'crash', ...(m.error !== undefined ? { error: m.error } : {}) };
+        else if (m.type === 'exit') {
+          // main settled: the domain is over even if the worker still has timers pending.
+          reported = { reason: m.reason ?? 'crash', ...(m.error !== undefined ? { error: m.error } : {}) };
+          void this.reclaim(h, reported);
+        }
       });
       worker.on('error', (err) => {
         reported ??= { reason: 'crash', error: formatError(err) };
       });
       worker.on('exit', (code) => {
+        h.threadGone = true;
         const exit = reported ?? { reason: 'crash' as const, error: `worker exited with code ${code}` };
         reject(new MachineError(`domain ${name} ended before it was ready: ${exit.error ?? exit.reason}`));
         void this.reclaim(h, exit);
@@ -269,18 +277,26 @@ export class Machine {
 
   private async doReclaim(h: DomainHandle, exit: DomainExit): Promise<DomainExit> {
     const s = this.state;
+    if (h.worker && h.threadGone) {
+      // The thread is gone: if it died inside a hypercall it still holds the lock, possibly with
+      // half-done changes (it was running, not dying). Take the lock back before anything else.
+      const base = s.anySlot(h.domid);
+      const c = base >= 0 ? Atomics.load(s.ctl, base + D_CPU) : 0;
+      if (c !== 0 && breakLock(s.ctl, c)) Atomics.add(s.ctl, H_LOCK_BREAKS, 1);
+    }
     // Phase 1: from now on every hypercall by or on the domain fails, and the worker's cpu is known.
-    const { wasRunning, cpu } = this.locked(() => {
+    const cpu = this.locked(() => {
       const base = s.anySlot(h.domid);
       const c = base >= 0 ? s.ctl[base + D_CPU]! : 0;
-      return { wasRunning: markDying(s, h.domid), cpu: c };
+      markDying(s, h.domid);
+      return c;
     });
     h.abort.abort();
     if (h.worker) {
       await h.worker.terminate();
-      // A worker that died inside a hypercall holds the lock. If it was already marked dying, it
-      // cannot have changed anything (hypercalls check first); otherwise count the break.
-      if (breakLock(s.ctl, cpu) && wasRunning && exit.reason === 'crash') Atomics.add(s.ctl, H_LOCK_BREAKS, 1);
+      // Terminated inside a hypercall after it was marked dying: it changed nothing (hypercalls
+      // check their caller first), so this break is benign and not counted.
+      breakLock(s.ctl, cpu);
     } else {
       await h.platform?.close();
     }

@@ -3,7 +3,7 @@
  * hypervisor uses (domain slots, the domid index). No locking here: callers hold the big lock.
  */
 import {
-  CONTROL_MAGIC, type ControlLayout, controlLayout, D_DOMID, D_STATE, DOMAIN_WORDS, DOMID_COUNT,
+  CONTROL_MAGIC, type ControlLayout, controlLayout, D_CPU, D_DOMID, D_FLAGS, D_STATE, DOMFLAG_OWN_THREAD, DOMAIN_WORDS, DOMID_COUNT,
   DomainState, H_FREE_FRAMES, LOCK_WAITERS, H_MAGIC, H_MAX_DOMAINS, H_NEXT_CPU, H_NEXT_DOMID, H_NR_FRAMES, PAGE_SIZE, type SharedMachine,
 } from './layout.js';
 
@@ -27,6 +27,16 @@ export class MachineState {
     this.cpu = Atomics.add(this.ctl, H_NEXT_CPU, 1);
     if (this.cpu >= LOCK_WAITERS) throw new Error('too many threads attached to this machine');
   }
+
+  /** Whether `cpu` runs a worker domain that is dying (its lock may be taken over: see lock.ts). */
+  readonly isDyingWorkerCpu = (cpu: number): boolean => {
+    const { ctl } = this;
+    for (let i = 0; i < this.layout.maxDomains; i++) {
+      const b = this.slotBase(i);
+      if (ctl[b + D_CPU] === cpu && ctl[b + D_STATE] === DomainState.Dying && (ctl[b + D_FLAGS]! & DOMFLAG_OWN_THREAD) !== 0) return true;
+    }
+    return false;
+  };
 
   get nrFrames(): number {
     return this.layout.nrFrames;
