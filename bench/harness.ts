@@ -52,7 +52,7 @@ export function versus(t: Timing, baselineName: string, baseline: Timing, note?:
     p50: round(t.p50 * scale),
     p99: round(t.p99 * scale),
     baseline: { name: baselineName, value: round(baseline.p50 * scale), unit },
-    ratio_to_baseline: round(t.p50 / baseline.p50, 1),
+    ratio_to_baseline: round(t.p50 / baseline.p50, t.p50 / baseline.p50 < 1 ? 2 : 1),
   };
   if (note !== undefined) m.note = note;
   return m;
