@@ -115,8 +115,3 @@ export function teardown(s: MachineState, domid: number): 'freed' | 'zombie' | '
   reap(s, base);
   return 'freed';
 }
-
-export function isPrivileged(s: MachineState, base: number): boolean {
-  return (s.ctl[base + D_FLAGS]! & DOMFLAG_PRIVILEGED) !== 0;
-}
-

@@ -4,7 +4,7 @@
  */
 import { DOMID_FIRST_RESERVED } from '../abi/event-channel.js';
 import { GNTST_bad_domain, GNTST_bad_gntref, GNTST_bad_handle, GNTST_bad_virt_addr, GNTST_okay } from '../abi/grant-table.js';
-import { type EventLoop as EventLoopT, EventLoop } from './event-loop.js';
+import { EventLoop } from './event-loop.js';
 import { GrantMapBatch, GrantUnmapBatch } from './grant-ops.js';
 import { type DeferredOptions, GrantTableClient } from './gnttab-client.js';
 import { Hypercalls } from './hypercalls.js';
@@ -71,7 +71,7 @@ export class EmulatedPlatform implements Platform {
   readonly hypercalls: Hypercalls;
   readonly pages: PageAllocator;
   readonly grants: GrantTableClient;
-  readonly loop: EventLoopT;
+  readonly loop: EventLoop;
   readonly memory: PlatformMemory;
   readonly maps: PlatformGrantMaps;
   readonly events: PlatformEvents;

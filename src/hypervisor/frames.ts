@@ -77,11 +77,3 @@ export function putFrame(s: MachineState, mfn: number): boolean {
   ctl[H_FREE_FRAMES]!++;
   return true;
 }
-
-export function frameOwner(s: MachineState, mfn: number): number {
-  return s.ctl[s.layout.frameOwner + mfn]!;
-}
-
-export function frameRefs(s: MachineState, mfn: number): number {
-  return s.ctl[s.layout.frameRefs + mfn]!;
-}

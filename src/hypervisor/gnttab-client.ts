@@ -6,11 +6,10 @@
  * `onReleased`) is kept on a deferred list retried by a timer until the peer unmaps.
  */
 import {
-  GNTST_okay, GNTTAB_NR_RESERVED_ENTRIES, GTF_permit_access, GTF_readonly, GTF_reading, GTF_writing,
+  GNTST_okay, GNTTAB_NR_RESERVED_ENTRIES, GRANT_ENTRIES_PER_FRAME, GTF_permit_access, GTF_readonly, GTF_reading, GTF_writing,
 } from '../abi/grant-table.js';
 import { XEN_ERRNO } from '../abi/xen-errno.js';
 import type { Hypercalls } from './hypercalls.js';
-import { GNT_ENTRIES_PER_FRAME } from './layout.js';
 
 export interface DeferredOptions {
   /** Retry period of the deferred list in ms (Linux: HZ = 1000 ms). */
@@ -53,7 +52,7 @@ export class GrantTableClient {
   private refresh(): void {
     this.frames = this.hc.gnttabFrames();
     this.halves = this.frames.map((f) => new Uint16Array(f.buffer, f.byteOffset, 2048));
-    const cap = this.frames.length * GNT_ENTRIES_PER_FRAME;
+    const cap = this.frames.length * GRANT_ENTRIES_PER_FRAME;
     for (let ref = cap - 1; ref >= Math.max(this.capacity, GNTTAB_NR_RESERVED_ENTRIES); ref--) this.free.push(ref);
     if (cap > this.inUse.length) {
       const u = new Uint8Array(cap);

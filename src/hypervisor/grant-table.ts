@@ -11,7 +11,7 @@ import {
   GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTMAP_device_map, GNTMAP_host_map, GNTMAP_readonly,
   GNTST_bad_copy_arg, GNTST_bad_domain, GNTST_bad_gntref, GNTST_bad_handle, GNTST_bad_page,
   GNTST_bad_virt_addr, GNTST_general_error, GNTST_no_space, GNTST_okay, GNTST_permission_denied,
-  GTF_permit_access, GTF_readonly, GTF_reading, GTF_sub_page, GTF_type_mask, GTF_writing,
+  GRANT_ENTRIES_PER_FRAME, GTF_permit_access, GTF_readonly, GTF_reading, GTF_sub_page, GTF_type_mask, GTF_writing,
 } from '../abi/grant-table.js';
 import { DOMID_SELF } from '../abi/event-channel.js';
 import { allocFrame, getFrame, putFrame } from './frames.js';
@@ -19,7 +19,7 @@ import type { GrantCopyOp, GrantCopyPtr, GrantMapBatch, GrantUnmapBatch } from '
 import {
   D_ACT_MFNS, D_DOMID, D_GNT_FRAMES, D_GNT_MFNS, D_MAPS_HELD, D_MAPS_OF_MINE,
   D_MAPTRACK_FRAMES, D_MAPTRACK_FREE, D_MAPTRACK_MFNS, D_MAPTRACK_TOP, D_MAX_GNT_FRAMES, D_MAX_MAPS,
-  D_PINNED, D_STATE, D_XEN_FRAMES, DomainState, GNT_ENTRIES_PER_FRAME, MAPTRACK_PER_FRAME,
+  D_PINNED, D_STATE, D_XEN_FRAMES, DomainState, MAPTRACK_PER_FRAME,
   OWNER_XEN, PAGE_SIZE,
 } from './layout.js';
 import { ownGfnToMfn } from './memory.js';
@@ -36,7 +36,7 @@ const MT_READONLY = 2;
 const MT_HOST = 4;
 
 export function nrGrantEntries(s: MachineState, base: number): number {
-  return s.ctl[base + D_GNT_FRAMES]! * GNT_ENTRIES_PER_FRAME;
+  return s.ctl[base + D_GNT_FRAMES]! * GRANT_ENTRIES_PER_FRAME;
 }
 
 /** mem32 index of word 0 of grant entry `ref` (caller checks the bound). */

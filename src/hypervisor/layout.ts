@@ -10,11 +10,12 @@
  * Nothing here does IO or locking; it only says where things are.
  */
 
-export const PAGE_SIZE = 4096;
-export const PAGE_SHIFT = 12;
+import { XEN_PAGE_SIZE } from '../abi/page-directory.js';
+
+/** Machine frames are Xen pages. */
+export const PAGE_SIZE = XEN_PAGE_SIZE;
 
 /** Hypervisor-internal structures stored in machine frames (Xen heap pages). */
-export const GNT_ENTRIES_PER_FRAME = 512; // grant_entry_v1, 8 bytes
 export const ACTIVE_ENTRY_WORDS = 4; // pins, domid, mfn, gfn
 export const ACTIVE_PER_FRAME = PAGE_SIZE / (ACTIVE_ENTRY_WORDS * 4); // 256
 export const MAPTRACK_ENTRY_WORDS = 4; // flags|domid, ref, mfn, host gfn / free link

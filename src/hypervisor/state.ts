@@ -64,11 +64,6 @@ export class MachineState {
     return this.ctl[base + D_DOMID]!;
   }
 
-  /** Byte offset of machine frame `mfn` in `mem`. */
-  static frameOffset(mfn: number): number {
-    return mfn * PAGE_SIZE;
-  }
-
   /** Zero-copy view of one machine frame. */
   frame(mfn: number): Uint8Array {
     return new Uint8Array(this.shared.memory, mfn * PAGE_SIZE, PAGE_SIZE);

@@ -9,10 +9,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { EVTCHNSTAT_unbound } from '../../src/abi/event-channel.js';
 import { GNTST_okay } from '../../src/abi/grant-table.js';
-import { D_CPU, type DomainAccounting, type Machine } from '../../src/hypervisor/index.js';
+import { D_CPU, type Machine } from '../../src/hypervisor/index.js';
 import { lockOwner } from '../../src/hypervisor/lock.js';
 import { ERRORS, PONG, PORT, VD0REF, VEVENTS, VPORT, VPROG, VSTATE, STOP } from './workers/hv-storm.js';
-import { closeMachine, exitOf, hv, Mailbox, mapOrThrow, newMachine, orExit, put, sleep, until, within } from './workers/hv-shared.js';
+import { domAccounting, exitOf, hv, Mailbox, mapOrThrow, newMachine, orExit, put, sleep, until, within } from './workers/hv-shared.js';
 
 const PINGER = 61;
 const PONGER = 62;
@@ -21,13 +21,9 @@ const VICTIMS = 20;
 
 let m: Machine | undefined;
 afterEach(async () => {
-  if (m) await closeMachine(m);
+  if (m) await m.close();
   m = undefined;
 });
-
-function dom(machine: Machine, domid: number): DomainAccounting | undefined {
-  return machine.accounting().domains.find((d) => d.domid === domid);
-}
 
 describe('destroying domains at random moments of their hypercall loops', () => {
   it(`${VICTIMS} victims in a row: the others keep working, accounting is exact after each`, async () => {
@@ -83,10 +79,10 @@ describe('destroying domains at random moments of their hypercall loops', () => 
       // The pinger's port for it is unbound again; the victim is gone, or a zombie while dom0 maps its page.
       expect(d0.hypercalls.evtchnStatus(mb[VPORT + i]!, PINGER)).toMatchObject({ status: EVTCHNSTAT_unbound, remoteDom: vid });
       if (d0map) {
-        expect(dom(machine, vid)).toMatchObject({ state: 'zombie', mapsOfMine: 1, pages: 0, ports: 0, mapsHeld: 0 });
+        expect(domAccounting(machine, vid)).toMatchObject({ state: 'zombie', mapsOfMine: 1, pages: 0, ports: 0, mapsHeld: 0 });
         expect(d0.maps.unmap(d0map)).toBe(GNTST_okay);
       }
-      expect(dom(machine, vid)).toBeUndefined();
+      expect(domAccounting(machine, vid)).toBeUndefined();
       box.end(vid);
       // The others keep working, and nothing of the victim is left anywhere.
       await orExit(until(mb, PONG, (x) => x > pongBefore + 2, 10_000, `ping-pong after victim ${i}`), others);

@@ -9,24 +9,20 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EVTCHNSTAT_unbound } from '../../src/abi/event-channel.js';
 import { GNTST_bad_domain } from '../../src/abi/grant-table.js';
 import { XEN_ERRNO } from '../../src/abi/xen-errno.js';
-import type { DomainAccounting, DomainExit, DomainHandle, Machine } from '../../src/hypervisor/index.js';
+import type { DomainExit, DomainHandle, Machine } from '../../src/hypervisor/index.js';
 import {
   BLOCK_A, BLOCK_B, CTRL, type CrashMode, ERRORS, EVENTS, NPAGES, PORT, PORTSTAT, PROG, REBIND, REMAP, SEEN_DEAD_AT, STATE,
 } from './workers/hv-mutual.js';
-import { closeMachine, exitOf, hv, Mailbox, newMachine, orExit, put, until, within } from './workers/hv-shared.js';
+import { domAccounting, exitOf, hv, Mailbox, newMachine, orExit, put, until, within } from './workers/hv-shared.js';
 
 const A = 41;
 const B = 42;
 
 let m: Machine | undefined;
 afterEach(async () => {
-  if (m) await closeMachine(m);
+  if (m) await m.close();
   m = undefined;
 });
-
-function dom(machine: Machine, domid: number): DomainAccounting | undefined {
-  return machine.accounting().domains.find((d) => d.domid === domid);
-}
 
 /**
  * Starts A and B, lets them run, kills A with `kill`, and checks everything the peer sees and
@@ -52,16 +48,16 @@ async function scenario(kill: (machine: Machine, a: DomainHandle, mb: Int32Array
   await orExit(until(mb, BLOCK_B + PROG, (v) => v > 500, 10_000, 'B progress'), [ha, hb]);
   await orExit(until(mb, BLOCK_B + EVENTS, (v) => v > 0, 10_000, 'events A -> B'), [ha, hb]);
   await orExit(until(mb, BLOCK_A + EVENTS, (v) => v > 0, 10_000, 'events B -> A'), [ha, hb]);
-  expect(dom(machine, A)).toMatchObject({ mapsHeld: NPAGES + 1, mapsOfMine: NPAGES, ports: 1 });
-  expect(dom(machine, B)).toMatchObject({ mapsHeld: NPAGES + 1, mapsOfMine: NPAGES, ports: 1 });
+  expect(domAccounting(machine, A)).toMatchObject({ mapsHeld: NPAGES + 1, mapsOfMine: NPAGES, ports: 1 });
+  expect(domAccounting(machine, B)).toMatchObject({ mapsHeld: NPAGES + 1, mapsOfMine: NPAGES, ports: 1 });
 
   const exit = await within(kill(machine, ha, mb), 10_000, 'A to die');
   const bPort = mb[BLOCK_B + PORT]!;
 
   // A is a zombie: only its grant table is left, and the 4 pages B still maps.
-  expect(dom(machine, A)).toMatchObject({ state: 'zombie', pages: 0, ports: 0, mapsHeld: 0, mapsOfMine: NPAGES });
+  expect(domAccounting(machine, A)).toMatchObject({ state: 'zombie', pages: 0, ports: 0, mapsHeld: 0, mapsOfMine: NPAGES });
   // A's mappings of B's pages and its port are gone.
-  expect(dom(machine, B)).toMatchObject({ state: 'running', mapsHeld: NPAGES + 1, mapsOfMine: 0, grantEntriesPinned: 0, ports: 1 });
+  expect(domAccounting(machine, B)).toMatchObject({ state: 'running', mapsHeld: NPAGES + 1, mapsOfMine: 0, grantEntriesPinned: 0, ports: 1 });
   expect(d0.hypercalls.evtchnStatus(bPort, B)).toEqual({ status: EVTCHNSTAT_unbound, remoteDom: A, remotePort: 0, vcpu: 0 });
 
   // B keeps working, sees its port unbound, cannot map or bind A any more, and its writes to
@@ -72,12 +68,12 @@ async function scenario(kill: (machine: Machine, a: DomainHandle, mb: Int32Array
   expect(mb[BLOCK_B + REMAP]! - 1000).toBe(GNTST_bad_domain);
   expect(mb[BLOCK_B + REBIND]! - 1000).toBe(-XEN_ERRNO.ESRCH);
   expect(mb[BLOCK_B + ERRORS]).toBe(0);
-  expect(dom(machine, A)?.state).toBe('zombie');
+  expect(domAccounting(machine, A)?.state).toBe('zombie');
 
   // B unmaps A's pages: the zombie goes.
   put(mb, BLOCK_B + CTRL, 1);
   await orExit(until(mb, BLOCK_B + STATE, (v) => v === 4, 10_000, 'B to unmap A'), [hb]);
-  expect(dom(machine, A)).toBeUndefined();
+  expect(domAccounting(machine, A)).toBeUndefined();
   put(mb, BLOCK_B + CTRL, 2);
   const eb = await exitOf(hb, 10_000);
   expect(eb.reason, `${eb.error ?? ''}\n${logs.join('\n')}`).toBe('poweroff');

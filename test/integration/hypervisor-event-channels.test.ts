@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { DomainHandle, Machine } from '../../src/hypervisor/index.js';
 import { BACKWARDS, CALLS, DONE as CO_DONE, DURING, PORT as CO_PORT, SEEN, SENT } from './workers/hv-coalesce.js';
 import { ELAPSED_US, PING, PING_CALLS, PONG, PONG_CALLS, PORT, runPing, runPong } from './workers/hv-pingpong.js';
-import { closeMachine, exitOf, hv, Mailbox, newMachine, orExit, put, until, within } from './workers/hv-shared.js';
+import { exitOf, hv, Mailbox, newMachine, orExit, put, until, within } from './workers/hv-shared.js';
 
 const ROUNDS = 5000;
 const PINGER = 21;
@@ -15,7 +15,7 @@ const PONGER = 22;
 
 let m: Machine | undefined;
 afterEach(async () => {
-  if (m) await closeMachine(m);
+  if (m) await m.close();
   m = undefined;
 });
 

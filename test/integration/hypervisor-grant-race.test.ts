@@ -9,14 +9,14 @@ import type { Machine } from '../../src/hypervisor/index.js';
 import {
   BAD_FRAME, BAD_MARKER, FLIPS, G_STATE, LAST_OTHER, MAPS, MAPS_GENERAL, MAPS_OK, MAPS_OTHER, MAX_MAP_US, OK_A, OK_B, OK_RO, OK_RW, UNMAP_BAD,
 } from './workers/hv-grant-race.js';
-import { closeMachine, exitOf, hv, Mailbox, newMachine, orExit, until } from './workers/hv-shared.js';
+import { exitOf, hv, Mailbox, newMachine, orExit, until } from './workers/hv-shared.js';
 
 const GRANTER = 51;
 const MAPPER = 52;
 
 let m: Machine | undefined;
 afterEach(async () => {
-  if (m) await closeMachine(m);
+  if (m) await m.close();
   m = undefined;
 });
 

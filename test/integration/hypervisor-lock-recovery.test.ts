@@ -11,7 +11,7 @@
 import { describe, expect, it } from 'vitest';
 import { H_LOCK_BREAKS } from '../../src/hypervisor/index.js';
 import { lockOwner } from '../../src/hypervisor/lock.js';
-import { tsWorker } from '../support/ts-worker.js';
+import { startWorker } from '../../src/hypervisor/worker-bootstrap.js';
 import type { Scenario, ToolstackResult } from './workers/hv-toolstack.js';
 import { hv } from './workers/hv-shared.js';
 
@@ -23,7 +23,7 @@ type Msg =
 
 /** Runs `scenario`; rejects if the toolstack thread makes no progress for `stallMs`. */
 function runToolstack(scenario: Scenario, stallMs: number): Promise<ToolstackResult> {
-  const w = tsWorker(hv('toolstack'), { workerData: { scenario }, name: `toolstack ${scenario}` });
+  const w = startWorker(hv('toolstack'), { workerData: { scenario }, name: `toolstack ${scenario}` });
   let ctl: Int32Array | undefined;
   let toolstackCpu = 0;
   let last: Extract<Msg, { type: 'step' }> | undefined;

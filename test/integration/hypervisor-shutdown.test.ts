@@ -9,19 +9,15 @@ import { EVTCHNSTAT_unbound } from '../../src/abi/event-channel.js';
 import { GNTST_okay } from '../../src/abi/grant-table.js';
 import type { DomainAccounting, GrantMapping, Machine } from '../../src/hypervisor/index.js';
 import { DEFERRED, NPAGES, PORT, REFS, STATE } from './workers/hv-shutdown.js';
-import { alloc, closeMachine, exitOf, hv, Mailbox, mapOrThrow, newMachine, orExit, put, sleep, until, within, words } from './workers/hv-shared.js';
+import { domAccounting, alloc, exitOf, hv, Mailbox, mapOrThrow, newMachine, orExit, put, sleep, until, within, words } from './workers/hv-shared.js';
 
 const S = 91;
 
 let m: Machine | undefined;
 afterEach(async () => {
-  if (m) await closeMachine(m);
+  if (m) await m.close();
   m = undefined;
 });
-
-function dom(machine: Machine, domid: number): DomainAccounting | undefined {
-  return machine.accounting().domains.find((d) => d.domid === domid);
-}
 
 async function waitLog(logs: string[], re: RegExp, ms: number): Promise<string> {
   const end = performance.now() + ms;
@@ -61,7 +57,7 @@ describe('shutting down worker domains', () => {
     await orExit(until(mb, STATE, (v) => v === 1, 10_000, 'the domain to set up'), [h]);
     sMap = mapOrThrow(d0, S, Array.from({ length: NPAGES }, (_, i) => mb[REFS + i]!));
     expect(Array.from(d0.memory.page(d0pages[0]!)!.subarray(0, 4))).toEqual([0x77, 0x77, 0x77, 0x77]); // its write, in dom0's page
-    expect(dom(machine, S)).toMatchObject({ pages: NPAGES, mapsHeld: 3, mapsOfMine: NPAGES, ports: 1, grantEntriesInUse: NPAGES });
+    expect(domAccounting(machine, S)).toMatchObject({ pages: NPAGES, mapsHeld: 3, mapsOfMine: NPAGES, ports: 1, grantEntriesInUse: NPAGES });
 
     const shutdown = machine.shutdownDomain(S, 10_000);
     const line = await orExit(waitLog(logs, /\bclean \{/, 10_000), [h]);
@@ -69,7 +65,7 @@ describe('shutting down worker domains', () => {
     const self = JSON.parse(line.slice(line.indexOf('clean ') + 6)) as DomainAccounting;
     const zero = { state: 'running', pages: 0, mapsHeld: 0, mapsOfMine: 0, ports: 0, grantEntriesInUse: 0, grantEntriesPinned: 0 };
     expect(self).toMatchObject(zero);
-    expect(dom(machine, S)).toMatchObject(zero);
+    expect(domAccounting(machine, S)).toMatchObject(zero);
     expect(mb[DEFERRED]).toBe(NPAGES); // dom0 still mapped them when it ended its grants
     expect(sMap).toBeUndefined();
     // dom0's side: its port is unbound (the domain closed its end); close it and end its grants.
@@ -125,7 +121,7 @@ describe('shutting down worker domains', () => {
     await h.ready;
     // main has settled at once; the domain must end (and stop running code) when it does.
     const exit = await exitOf(h, 2_000).catch((err: Error) => {
-      throw new Error(`${err.message}: still ${dom(machine, S)?.state ?? 'gone'} (a pending timer keeps the worker thread alive)`);
+      throw new Error(`${err.message}: still ${domAccounting(machine, S)?.state ?? 'gone'} (a pending timer keeps the worker thread alive)`);
     });
     expect(exit.reason).toBe(reason);
     expect(machine.leaks(base)).toEqual([]);

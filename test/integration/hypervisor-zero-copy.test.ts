@@ -10,14 +10,14 @@ import {
   B_CONTIG, B_END, B_STATE, FINISH, G_STATE, HALF, HANDOFFS, N_CONTIG, N_PAGES, PORT, REFS_D0, ROUNDS, runBackend,
   seedB, seedG, W_ECHO, W_TOKEN,
 } from './workers/hv-zc.js';
-import { closeMachine, exitOf, findMismatch, hv, Mailbox, newMachine, orExit, PAGE_SIZE, put, until, words } from './workers/hv-shared.js';
+import { exitOf, findMismatch, hv, Mailbox, newMachine, orExit, PAGE_SIZE, put, until, words } from './workers/hv-shared.js';
 
 const GUEST = 11;
 const BACKEND = 12;
 
 let m: Machine | undefined;
 afterEach(async () => {
-  if (m) await closeMachine(m);
+  if (m) await m.close();
   m = undefined;
 });
 

@@ -7,10 +7,10 @@
  * notifications than messages) and no lost wakeup (the run finishes).
  */
 import { describe, expect, it } from 'vitest';
-import { tsWorker } from '../support/ts-worker.js';
+import { startWorker } from '../../src/hypervisor/worker-bootstrap.js';
 
 function peer(role: 'front' | 'back', sab: SharedArrayBuffer, requests: number, evtStart: number) {
-  const worker = tsWorker(new URL('./workers/ring-peer.ts', import.meta.url), {
+  const worker = startWorker(new URL('./workers/ring-peer.ts', import.meta.url), {
     workerData: { role, sab, requests, evtStart },
   });
   const result = new Promise<Record<string, number>>((resolve, reject) => {

@@ -6,7 +6,7 @@
  * written with Atomics on both sides (the worker through its grant mapping, dom0 through its own
  * page). Waits on mailbox words use Atomics.waitAsync with a deadline, so nothing here can hang.
  */
-import { type DomainExit, type DomainHandle, type EmulatedPlatform, type GrantMapping, Machine } from '../../../src/hypervisor/index.js';
+import { type DomainAccounting, type DomainExit, type DomainHandle, type EmulatedPlatform, type GrantMapping, Machine } from '../../../src/hypervisor/index.js';
 
 export const PAGE_SIZE = 4096;
 
@@ -221,10 +221,7 @@ export function exitOf(h: DomainHandle, ms: number): Promise<DomainExit> {
  * (no dom0 hypercall can then run while a destroyed worker's lock is not yet broken), destroys
  * the other domains one at a time, then closes.
  */
-export async function closeMachine(m: Machine): Promise<void> {
-  await m.dom0.platform?.loop.stop();
-  for (const h of [...m.handles.values()]) {
-    if (h !== m.dom0) await m.destroyDomain(h.domid).catch(() => undefined);
-  }
-  await m.close();
+/** One domain's accounting, or undefined once its slot is gone. */
+export function domAccounting(machine: Machine, domid: number): DomainAccounting | undefined {
+  return machine.accounting().domains.find((d) => d.domid === domid);
 }

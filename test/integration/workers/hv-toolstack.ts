@@ -11,7 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { D_CPU, type DomainExit, type DomainHandle, type Machine } from '../../../src/hypervisor/index.js';
 import { LPROG, LSTATE } from './hv-looper.js';
 import { DONE as PP_DONE, PING, PONG, PORT as PP_PORT, READY as PP_READY } from './hv-pingpong.js';
-import { check, closeMachine, hv, Mailbox, newMachine, put, sleep, until } from './hv-shared.js';
+import { check, hv, Mailbox, newMachine, put, sleep, until } from './hv-shared.js';
 
 export type Scenario = 'crash-in-hypercall' | 'destroy-while-dom0-busy';
 
@@ -114,7 +114,7 @@ async function run(): Promise<void> {
   port.postMessage({ type: 'machine', control: m.state.shared.control, cpu: m.state.cpu });
   try {
     const result = scenario === 'crash-in-hypercall' ? await crashInHypercall(m) : await destroyWhileDom0Busy(m);
-    await closeMachine(m);
+    await m.close();
     port.postMessage({ type: 'done', result });
   } catch (err) {
     port.postMessage({ type: 'fail', error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
