@@ -7,6 +7,14 @@
  */
 import type { EmulatedPlatform } from './emulated-platform.js';
 
+/**
+ * What the domain builder tells a domain at boot (Xen's start_info / HVM params): where its
+ * xenstore ring page is and the event channel to xenstored.
+ */
+export interface StartInfo {
+  readonly store?: { readonly gfn: number; readonly port: number };
+}
+
 export interface DomainContext {
   readonly domid: number;
   readonly name: string;
@@ -14,6 +22,8 @@ export interface DomainContext {
   readonly platform: EmulatedPlatform;
   /** Whatever the builder passed (structured-cloned into a worker). */
   readonly args: unknown;
+  /** Set up by the domain builder before the domain ran ({} if nothing was). */
+  readonly startInfo: StartInfo;
   /** Aborted when the toolstack asks the domain to shut down (then return from main). */
   readonly signal: AbortSignal;
   readonly log: (...parts: unknown[]) => void;

@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { formatInspect } from './log-format.js';
-import { type DomainContext, formatError, loadDomainMain } from './domain-context.js';
+import { type DomainContext, formatError, loadDomainMain, type StartInfo } from './domain-context.js';
 import { EmulatedPlatform } from './emulated-platform.js';
 import type { SharedMachine } from './layout.js';
 import { MachineState } from './state.js';
@@ -19,6 +19,7 @@ export interface DomainWorkerData {
   readonly module: string;
   readonly args: unknown;
   readonly spinMicros: number;
+  readonly startInfo: StartInfo;
 }
 
 async function run(port: NonNullable<typeof parentPort>): Promise<void> {
@@ -38,7 +39,7 @@ async function run(port: NonNullable<typeof parentPort>): Promise<void> {
     platform.hypercalls.registerCpu(true);
     const main = await loadDomainMain(d.module);
     port.postMessage({ type: 'ready' });
-    const ctx: DomainContext = { domid: d.domid, name: d.name, platform, args: d.args, signal: ac.signal, log };
+    const ctx: DomainContext = { domid: d.domid, name: d.name, platform, args: d.args, startInfo: d.startInfo, signal: ac.signal, log };
     await main(ctx);
     port.postMessage({ type: 'exit', reason: 'poweroff' });
   } catch (err) {

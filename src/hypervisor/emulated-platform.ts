@@ -8,6 +8,7 @@ import { EventLoop } from './event-loop.js';
 import { GrantMapBatch, GrantUnmapBatch } from './grant-ops.js';
 import { type DeferredOptions, GrantTableClient } from './gnttab-client.js';
 import { Hypercalls } from './hypercalls.js';
+import { specialGfnBase } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
 import type {
   GrantMapping, MapResult, Platform, PlatformEvents, PlatformGrantMaps, PlatformMemory, PortHandler,
@@ -86,7 +87,7 @@ export class EmulatedPlatform implements Platform {
     const acct = hc.accounting();
     const words = hc.eventWords();
     if (!acct || !words) throw new Error(`domain ${domid} is not running`);
-    this.pages = new PageAllocator(hc, acct.gfnLimit);
+    this.pages = new PageAllocator(hc, specialGfnBase(acct.gfnLimit));
     const onError = opts.onError;
     this.grants = new GrantTableClient(hc, {
       ...opts.deferred,

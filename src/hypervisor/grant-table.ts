@@ -14,6 +14,7 @@ import {
   GRANT_ENTRIES_PER_FRAME, GTF_permit_access, GTF_readonly, GTF_reading, GTF_sub_page, GTF_type_mask, GTF_writing,
 } from '../abi/grant-table.js';
 import { DOMID_SELF } from '../abi/event-channel.js';
+import { XEN_ERRNO } from '../abi/xen-errno.js';
 import { allocFrame, getFrame, putFrame } from './frames.js';
 import type { GrantCopyOp, GrantCopyPtr, GrantMapBatch, GrantUnmapBatch } from './grant-ops.js';
 import {
@@ -73,6 +74,25 @@ export function growTable(s: MachineState, base: number, frames: number): number
     ctl[base + D_GNT_FRAMES] = i + 1;
   }
   return GNTST_okay;
+}
+
+/**
+ * Fills entry `ref` of the table at `base` with a read-write grant of `gfn` to `grantee`, as the
+ * toolstack does for the reserved entries before a domain runs. 0 or -errno (-EINVAL for a ref
+ * beyond the maximum table, an entry in use or a bad grantee; -ENOMEM when the table cannot grow).
+ */
+export function seedEntry(s: MachineState, base: number, ref: number, grantee: number, gfn: number): number {
+  if (!Number.isInteger(ref) || ref < 0 || !Number.isInteger(grantee) || grantee < 0 || grantee >= 0x7ff0) return -XEN_ERRNO.EINVAL;
+  if (!Number.isInteger(gfn) || gfn < 0) return -XEN_ERRNO.EINVAL;
+  const frames = Math.floor(ref / GRANT_ENTRIES_PER_FRAME) + 1;
+  if (frames > s.ctl[base + D_MAX_GNT_FRAMES]!) return -XEN_ERRNO.EINVAL;
+  const g = growTable(s, base, Math.max(frames, s.ctl[base + D_GNT_FRAMES]!));
+  if (g !== GNTST_okay) return -XEN_ERRNO.ENOMEM;
+  const e = entryIndex(s, base, ref);
+  if ((Atomics.load(s.mem32, e) & 0xffff) !== 0) return -XEN_ERRNO.EINVAL;
+  Atomics.store(s.mem32, e + 1, gfn);
+  Atomics.store(s.mem32, e, GTF_permit_access | (grantee << 16));
+  return 0;
 }
 
 /** Frees the grant table and active entry frames (no pins may remain). */

@@ -13,7 +13,7 @@ import * as evtchn from './event-channels.js';
 import type { EvtchnStatus } from './event-channels.js';
 import type { GrantCopyOp, GrantMapBatch, GrantUnmapBatch } from './grant-ops.js';
 import * as gnttab from './grant-table.js';
-import { D_CPU, D_CREATED_GEN, D_FLAGS, DOMFLAG_OWN_THREAD, D_GNT_FRAMES, D_GNT_MFNS, D_MAX_GNT_FRAMES, D_SHINFO_MFN, D_STATE, D_UPCALL, DomainState, PAGE_SIZE } from './layout.js';
+import { D_CPU, D_CREATED_GEN, D_FLAGS, DOMFLAG_OWN_THREAD, DOMFLAG_PRIVILEGED, D_GNT_FRAMES, D_GNT_MFNS, D_MAX_GNT_FRAMES, D_SHINFO_MFN, D_STATE, D_UPCALL, DomainState, PAGE_SIZE } from './layout.js';
 import { acquire, release } from './lock.js';
 import * as memory from './memory.js';
 import type { MachineState } from './state.js';
@@ -101,6 +101,35 @@ export class Hypercalls {
     const mfns = this.gfnsToMfns(gfns);
     for (let i = 0; i < mfns.length; i++) if (mfns[i]! < 0 || mfns[i] !== mfns[0]! + i) return undefined;
     return this.s.frames(mfns[0]!, mfns.length);
+  }
+
+  // ---- domain builder (privileged: what libxenguest does to a new domain before it runs) ----
+
+  /** The running domain `dom`'s slot if the caller is privileged, else -errno. */
+  private target(b: number, dom: number): number {
+    if ((this.s.ctl[b + D_FLAGS]! & DOMFLAG_PRIVILEGED) === 0) return -XEN_ERRNO.EPERM;
+    const t = this.s.running(dom);
+    return t < 0 ? ESRCH : t;
+  }
+
+  /** XENMEM_populate_physmap on another domain's behalf (its quota, its frames). */
+  populatePhysmapFor(dom: number, gfns: ArrayLike<number>): number {
+    return this.call(ESRCH, (b) => {
+      const t = this.target(b, dom);
+      return t < 0 ? t : memory.populate(this.s, t, gfns, false);
+    });
+  }
+
+  /**
+   * Writes grant entry `ref` of `dom`'s table so that `grantee` may map `gfn` read-write, growing
+   * the table if needed (xc_dom_gnttab_seed, which fills GNTTAB_RESERVED_CONSOLE/XENSTORE).
+   * Returns 0 or -errno.
+   */
+  gnttabSeed(dom: number, ref: number, grantee: number, gfn: number): number {
+    return this.call(ESRCH, (b) => {
+      const t = this.target(b, dom);
+      return t < 0 ? t : gnttab.seedEntry(this.s, t, ref, grantee, gfn);
+    });
   }
 
   // ---- grant table (GNTTABOP_*) ----

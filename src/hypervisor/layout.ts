@@ -137,6 +137,20 @@ export const DEFAULT_DOMAIN_LIMITS: DomainLimits = {
   gfnLimit: 262144,
 };
 
+/**
+ * Special pages at the top of a guest's gfn space, as HVM guests have them: the domain builder
+ * places the xenstore ring there and the guest's page allocator never hands them out. Domains
+ * with fewer than 1024 gfns have none.
+ */
+export const SPECIAL_PAGES = 16;
+export const SPECIAL_PAGE_XENSTORE = 0;
+export const SPECIAL_PAGE_CONSOLE = 1;
+
+/** First special gfn (== gfnLimit when the domain has none). */
+export function specialGfnBase(gfnLimit: number): number {
+  return gfnLimit >= 1024 ? gfnLimit - SPECIAL_PAGES : gfnLimit;
+}
+
 export interface ControlLayout {
   readonly nrFrames: number;
   readonly maxDomains: number;

@@ -6,7 +6,7 @@
 import type { Worker } from 'node:worker_threads';
 import { XEN_ERRNO, xenErrnoName } from '../abi/xen-errno.js';
 import { accountingDiff, type MachineAccounting, machineAccounting } from './accounting.js';
-import { type DomainContext, type DomainExit, type DomainMain, formatError, loadDomainMain } from './domain-context.js';
+import { type DomainContext, type DomainExit, type DomainMain, formatError, loadDomainMain, type StartInfo } from './domain-context.js';
 import type { DomainWorkerData } from './domain-worker.js';
 import { createDomain, markDying, teardown } from './domains.js';
 import { EmulatedPlatform, type EmulatedPlatformOptions } from './emulated-platform.js';
@@ -48,6 +48,12 @@ interface DomainSpecBase {
   readonly args?: unknown;
   /** Event loop spin before sleeping, in microseconds (default 0). */
   readonly spinMicros?: number;
+  /**
+   * The domain builder's step: runs once the domain exists and before its code starts (populate
+   * special pages, seed grants, allocate ports); what it returns is the domain's ctx.startInfo.
+   * Throwing destroys the domain and rejects createDomain.
+   */
+  readonly prepare?: (domid: number) => StartInfo | Promise<StartInfo>;
 }
 
 export interface WorkerDomainSpec extends DomainSpecBase {
@@ -174,12 +180,14 @@ export class Machine {
   async createDomain(spec: DomainSpec): Promise<DomainHandle> {
     if (spec.mode === 'local') {
       const h = this.createLocalSync(spec);
+      const startInfo = await this.prepare(h.domid, h.name, spec);
       if (spec.main || spec.module) {
         const ctx: DomainContext = {
           domid: h.domid,
           name: h.name,
           platform: h.platform!,
           args: spec.args,
+          startInfo,
           signal: h.abort.signal,
           log: (...parts) => this.log(h.domid, h.name, formatInspect(parts)),
         };
@@ -204,7 +212,8 @@ export class Machine {
     const domid = this.allocate(spec);
     const name = spec.name ?? `d${domid}`;
     const module = String(spec.module);
-    const data: DomainWorkerData = { shared: this.state.shared, domid, name, module, args: spec.args, spinMicros: spec.spinMicros ?? 0 };
+    const startInfo = await this.prepare(domid, name, spec);
+    const data: DomainWorkerData = { shared: this.state.shared, domid, name, module, args: spec.args, spinMicros: spec.spinMicros ?? 0, startInfo };
     let worker: Worker;
     try {
       worker = startWorker(new URL('./domain-worker' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url), { workerData: data, name: `vdispl ${name}` }, [module]);
@@ -237,6 +246,43 @@ export class Machine {
     });
     h.ready.catch(() => undefined);
     return h;
+  }
+
+  /** Runs spec.prepare; on failure tears the new domain down and throws a MachineError. */
+  private async prepare(domid: number, name: string, spec: DomainSpec): Promise<StartInfo> {
+    if (!spec.prepare) return {};
+    try {
+      return await spec.prepare(domid);
+    } catch (err) {
+      const h = this.domains.get(domid);
+      if (h) await this.reclaim(h, { reason: 'crash', error: formatError(err) });
+      else {
+        this.locked(() => markDying(this.state, domid) && teardown(this.state, domid));
+        this.notifyGone(domid, { reason: 'crash', error: formatError(err) });
+      }
+      throw new MachineError(`cannot build domain ${name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private readonly goneListeners = new Set<(domid: number, exit: DomainExit) => void>();
+
+  /**
+   * Calls `listener` after each domain is destroyed and its resources reclaimed, like the
+   * VIRQ_DOM_EXC xenstored listens to. Returns a function that removes the listener.
+   */
+  onDomainGone(listener: (domid: number, exit: DomainExit) => void): () => void {
+    this.goneListeners.add(listener);
+    return () => this.goneListeners.delete(listener);
+  }
+
+  private notifyGone(domid: number, exit: DomainExit = { reason: 'destroyed' }): void {
+    for (const l of this.goneListeners) {
+      try {
+        l(domid, exit);
+      } catch (err) {
+        this.log(0, 'dom0', `domain-gone listener threw: ${formatError(err)}`);
+      }
+    }
   }
 
   /** All domains this machine built that still exist, by domid. */
@@ -304,6 +350,7 @@ export class Machine {
     this.domains.delete(h.domid);
     this.reclaiming.delete(h);
     h.finish(exit);
+    if (h !== this.dom0) this.notifyGone(h.domid, exit);
     return exit;
   }
 
