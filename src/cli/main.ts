@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { ABI_KINDS } from '../abi/json.js';
 import { abiDecode, abiEncode, parseKind } from './abi-command.js';
+import { runXenstored, untilSignal } from './xenstored-command.js';
 
 export interface CliIo {
   readonly readStdin: () => Promise<string>;
@@ -80,6 +81,16 @@ function buildProgram(io: CliIo): Command {
     .argument('<kind>', `one of: ${Object.keys(ABI_KINDS).join(', ')}`)
     .description('read JSON objects on stdin (one per line), print one hex packet per line')
     .action((kind: string) => run('encode', kind));
+
+  program
+    .command('xenstored')
+    .description('run the XenStore daemon on a unix socket until SIGINT/SIGTERM (xenstore-utils: set XENSTORED_PATH)')
+    .requiredOption('--socket <path>', 'unix socket to listen on')
+    .addHelpText('after', '\nExample:\n  vdispl xenstored --socket /tmp/xs.sock &\n  XENSTORED_PATH=/tmp/xs.sock xenstore-write /vm/name demo\n  XENSTORED_PATH=/tmp/xs.sock xenstore-ls -p /')
+    .action(async (o: { socket: string }) => {
+      const code = await runXenstored({ socket: o.socket }, io, untilSignal());
+      if (code !== 0) throw new ExitCode(code);
+    });
 
   return program;
 }
