@@ -21,8 +21,9 @@
  * a numeric backend must be below DOMID_FIRST_RESERVED.
  */
 
-/** Domids at and above this are reserved (DOMID_SELF, DOMID_IO, ...; `xen/include/public/xen.h`). */
-export const DOMID_FIRST_RESERVED = 0x7ff0;
+import { DOMID_FIRST_RESERVED } from '../abi/event-channel.js';
+
+export { DOMID_FIRST_RESERVED };
 /** Largest width or height of a connector we accept (displif has no limit). */
 export const MAX_VDISPL_RESOLUTION = 8192;
 /** Most connectors per device we accept (xl has no limit; Linux's frontend takes 4). */

@@ -1,0 +1,112 @@
+/**
+ * A guest's vdispl devices in XenStore, as libxl writes them (`libxl__device_generic_add` with the
+ * vdispl device type; reference section 7.2): for each device N of frontend D on backend B
+ *
+ *   /local/domain/D/device/vdispl/N    [nD, rB]  backend, backend-id, state=1; <i>/ [nD, rB]
+ *                                                 where the guest adds its rings; be-alloc and
+ *                                                 <i>/resolution, <i>/unique-id read-only for
+ *                                                 the guest: [nB, rD]
+ *   /local/domain/B/backend/vdispl/D/N [nB, rD]  frontend, frontend-id, online=1, state=1,
+ *                                                 be-alloc, and the connectors again
+ *   /libxl/D/device/vdispl/N                      frontend, backend and the backend's keys
+ *
+ * all in one transaction, retried on EAGAIN.
+ */
+import type { XsClient, XsOps } from '../xenstore/client.js';
+import { domainPath } from '../xenstore/path.js';
+import type { XsPerms } from '../xenstore/perms.js';
+import { domidByName, rmIfAny } from './domain-nodes.js';
+import type { VdisplDeviceSpec } from './vdispl-spec.js';
+
+export interface VdisplDevicePaths {
+  readonly devid: number;
+  readonly frontend: string;
+  readonly backend: string;
+  readonly backendDomid: number;
+}
+
+export function vdisplFrontendPath(domid: number, devid: number): string {
+  return `${domainPath(domid)}/device/vdispl/${devid}`;
+}
+
+export function vdisplBackendPath(backendDomid: number, domid: number, devid: number): string {
+  return `${domainPath(backendDomid)}/backend/vdispl/${domid}/${devid}`;
+}
+
+const perms = (owner: number, reader: number): XsPerms => [{ domid: owner, access: 'n' }, { domid: reader, access: 'r' }];
+
+/** Resolves a device's backend to a domid (a name is looked up in XenStore). */
+export async function backendDomid(xs: XsOps, d: VdisplDeviceSpec): Promise<number> {
+  if ('domid' in d.backend) return d.backend.domid;
+  const id = await domidByName(xs, d.backend.name);
+  if (id === undefined) throw new Error(`vdispl[${d.devid}]: backend domain "${d.backend.name}" does not exist`);
+  return id;
+}
+
+async function writeWithPerms(tx: XsOps, path: string, value: string, p: XsPerms): Promise<void> {
+  await tx.write(path, value);
+  await tx.setPerms(path, p);
+}
+
+/** Writes one device inside transaction `tx`. */
+export async function writeVdisplDevice(tx: XsOps, domid: number, d: VdisplDeviceSpec, be: number): Promise<VdisplDevicePaths> {
+  const fe = vdisplFrontendPath(domid, d.devid);
+  const bePath = vdisplBackendPath(be, domid, d.devid);
+  const fePerms = perms(domid, be);
+  const bePerms = perms(be, domid);
+  const roFront = perms(be, domid);
+
+  await rmIfAny(tx, fe);
+  await rmIfAny(tx, bePath);
+  await tx.mkdir(bePath);
+  await tx.setPerms(bePath, bePerms);
+  const beKeys: [string, string][] = [
+    ['frontend', fe],
+    ['frontend-id', String(domid)],
+    ['online', '1'],
+    ['state', '1'],
+    ['be-alloc', d.beAlloc ? '1' : '0'],
+  ];
+  d.connectors.forEach((c, i) => {
+    beKeys.push([`${i}/resolution`, `${c.width}x${c.height}`], [`${i}/unique-id`, c.uniqueId]);
+  });
+  for (const [k, v] of beKeys) await tx.write(`${bePath}/${k}`, v);
+
+  await tx.mkdir(fe);
+  await tx.setPerms(fe, fePerms);
+  await writeWithPerms(tx, `${fe}/backend`, bePath, fePerms);
+  await writeWithPerms(tx, `${fe}/backend-id`, String(be), fePerms);
+  await writeWithPerms(tx, `${fe}/state`, '1', fePerms);
+  await writeWithPerms(tx, `${fe}/be-alloc`, d.beAlloc ? '1' : '0', roFront);
+  for (const [i, c] of d.connectors.entries()) {
+    // `<i>` itself is created by the write and inherits [nD, rB]: the guest adds its ring refs there.
+    await writeWithPerms(tx, `${fe}/${i}/resolution`, `${c.width}x${c.height}`, roFront);
+    await writeWithPerms(tx, `${fe}/${i}/unique-id`, c.uniqueId, roFront);
+  }
+
+  const lx = `/libxl/${domid}/device/vdispl/${d.devid}`;
+  await rmIfAny(tx, lx);
+  await tx.write(`${lx}/frontend`, fe);
+  await tx.write(`${lx}/backend`, bePath);
+  for (const [k, v] of beKeys) await tx.write(`${lx}/${k}`, v);
+  return { devid: d.devid, frontend: fe, backend: bePath, backendDomid: be };
+}
+
+/** Creates every vdispl device of guest `domid` in one transaction. */
+export async function addVdisplDevices(xs: XsClient, domid: number, devices: readonly VdisplDeviceSpec[]): Promise<VdisplDevicePaths[]> {
+  const bes = await Promise.all(devices.map((d) => backendDomid(xs, d)));
+  return xs.transaction(async (tx) => {
+    const out: VdisplDevicePaths[] = [];
+    for (const [i, d] of devices.entries()) out.push(await writeVdisplDevice(tx, domid, d, bes[i]!));
+    return out;
+  });
+}
+
+/** Removes a device's frontend, backend and /libxl records (after the backend let go, or forcibly). */
+export async function removeVdisplDevice(xs: XsClient, domid: number, p: VdisplDevicePaths): Promise<void> {
+  await xs.transaction(async (tx) => {
+    await rmIfAny(tx, p.frontend);
+    await rmIfAny(tx, p.backend);
+    await rmIfAny(tx, `/libxl/${domid}/device/vdispl/${p.devid}`);
+  });
+}
