@@ -14,7 +14,8 @@ export interface XenPlatform extends Platform {
 }
 
 export function withXenstore(platform: Platform, xenstore: XsClient): XenPlatform {
-  return Object.assign(Object.create(platform) as Platform, { xenstore }) as XenPlatform;
+  const p: Platform = Object.create(platform) as Platform;
+  return Object.assign(p, { xenstore });
 }
 
 /** A domain's platform with a xenstore client over the ring its builder set up. */

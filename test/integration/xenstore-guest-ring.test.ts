@@ -75,7 +75,7 @@ describe('guest xenstore ring', () => {
 
     released.length = 0;
     await ts.destroyDomain(d);
-    await until(async () => (released.length > 0 ? true : undefined));
+    await until(() => Promise.resolve(released.length > 0 ? true : undefined));
     expect(released[0]!.path).toBe('@releaseDomain');
     expect(await ts.xs.isDomainIntroduced(d)).toBe(false);
     expect(await ts.xs.tryRead(`/local/domain/${d}/name`)).toBeUndefined();
