@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import { benchAbi } from './abi.bench.js';
 import { benchHypervisor } from './hypervisor.bench.js';
+import { benchXenstore } from './xenstore.bench.js';
 import { machine, Report } from './harness.js';
 
 const report = new Report();
@@ -14,6 +15,8 @@ process.stdout.write('ABI and rings\n');
 benchAbi(report);
 process.stdout.write('\nHypervisor\n');
 await benchHypervisor(report);
+process.stdout.write('\nXenStore\n');
+await benchXenstore(report);
 const out = fileURLToPath(new URL('./results.json', import.meta.url));
 report.write(out);
 process.stdout.write(`\nwrote ${out}\n`);

@@ -2,9 +2,14 @@
  * A byte stream over the xenstore ring page (`struct xenstore_domain_interface`) and an event
  * channel, usable from either end: the guest produces `req` and consumes `rsp`, xenstored the
  * reverse. Output that does not fit waits in a queue until the peer consumes; input is read only
- * while `canRead()` allows (xenstored's outstanding-request limit). The peer is notified whenever
- * this end produced or consumed bytes. A corrupt index pair stops the stream with an error.
+ * while `canRead()` allows (xenstored's outstanding-request limit). The peer is notified only
+ * when it may be asleep waiting, as Linux's xb_write/xb_read decide: after producing into a ring
+ * the peer had drained, and after consuming from a ring the peer had filled (each side publishes
+ * its index before re-reading the other's, so one of them always sees the other's update). A
+ * corrupt index pair stops the stream with an error.
  */
+import { XENSTORE_RING_SIZE } from '../abi/xs-wire.js';
+import { idxSub } from '../ring/shared-ring.js';
 import type { XsStream } from '../ring/xs-ring.js';
 import { XsRingPage } from '../ring/xs-ring.js';
 
@@ -25,9 +30,18 @@ export class RingStream {
   private readonly scratch = new Uint8Array(1024);
   private failed = false;
 
+  private readonly prodField: 'req_prod' | 'rsp_prod';
+  private readonly peerConsField: 'req_cons' | 'rsp_cons';
+  private readonly consField: 'req_cons' | 'rsp_cons';
+  private readonly peerProdField: 'req_prod' | 'rsp_prod';
+
   constructor(private readonly opts: RingStreamOptions) {
     this.ring = new XsRingPage(opts.page);
     this.consume = opts.produce === 'req' ? 'rsp' : 'req';
+    this.prodField = `${opts.produce}_prod`;
+    this.peerConsField = `${opts.produce}_cons`;
+    this.consField = `${this.consume}_cons`;
+    this.peerProdField = `${this.consume}_prod`;
   }
 
   /** Bytes waiting for room in the ring. */
@@ -51,38 +65,55 @@ export class RingStream {
     if (this.flush()) this.opts.notify();
   }
 
+  /** Reads once into the scratch buffer; -1 on a broken ring. Sets `wake` if the peer may wait for room. */
+  private readOnce(): number {
+    const before = this.ring.get(this.consField);
+    const r = this.ring.read(this.consume, this.scratch);
+    if (!r.ok) {
+      this.fail(r.error.message);
+      return -1;
+    }
+    // The peer filled the ring relative to what we had consumed: it may be waiting for room.
+    if (r.value > 0 && idxSub(this.ring.get(this.peerProdField), before) >= XENSTORE_RING_SIZE) this.wake = true;
+    return r.value;
+  }
+
+  private wake = false;
+
   /** The peer signalled: move what can move in both directions. */
   kick(): void {
     if (this.failed) return;
-    let moved = this.flush();
+    let wake = this.flush();
     while (!this.failed && (this.opts.canRead?.() ?? true)) {
-      const r = this.ring.read(this.consume, this.scratch);
-      if (!r.ok) return this.fail(r.error.message);
-      if (r.value === 0) break;
-      moved = true;
-      this.opts.onData(this.scratch.slice(0, r.value));
-      moved = this.flush() || moved;
+      const n = this.readOnce();
+      if (n <= 0) break;
+      this.opts.onData(this.scratch.slice(0, n));
+      wake = this.flush() || wake;
     }
-    if (moved && !this.failed) this.opts.notify();
+    wake ||= this.wake;
+    this.wake = false;
+    if (wake && !this.failed) this.opts.notify();
   }
 
-  /** Writes queued output into the ring; true if anything was written. */
+  /** Writes queued output into the ring; true if the peer may be asleep on an empty ring and must be told. */
   private flush(): boolean {
-    let moved = false;
+    let wake = false;
     while (this.queue.length > 0) {
       const head = this.queue[0]!;
+      const before = this.ring.get(this.prodField);
       const r = this.ring.write(this.opts.produce, head);
       if (!r.ok) {
         this.fail(r.error.message);
-        return moved;
+        return wake;
       }
       if (r.value === 0) break;
-      moved = true;
+      // The peer had consumed everything before this write: it may be asleep.
+      if (this.ring.get(this.peerConsField) === before) wake = true;
       this.queuedBytes -= r.value;
       if (r.value === head.length) this.queue.shift();
       else this.queue[0] = head.subarray(r.value);
     }
-    return moved;
+    return wake;
   }
 
   private fail(message: string): void {
