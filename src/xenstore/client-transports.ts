@@ -36,11 +36,12 @@ export async function socketTransport(path: string): Promise<XsTransport> {
 
 export function pipeTransport(daemon: XenStoreDaemon, opts: { domid?: number; privileged?: boolean } = {}): XsTransport {
   let receive: ((bytes: Uint8Array) => void) | undefined;
-  const pipe = daemon.pipe((bytes) => receive?.(bytes), opts);
+  let closed: ((reason: string) => void) | undefined;
+  const pipe = daemon.pipe((bytes) => receive?.(bytes), { ...opts, onClose: (reason) => closed?.(reason) });
   return {
     send: (bytes) => pipe.send(bytes),
     onData: (r) => void (receive = r),
-    onClose: () => undefined,
+    onClose: (cb) => void (closed = cb),
     close: () => pipe.close(),
   };
 }

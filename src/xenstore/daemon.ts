@@ -43,15 +43,17 @@ export class XenStoreDaemon implements DomainControl {
   }
 
   /** Opens a connection in this process (dom0 and privileged unless told otherwise). */
-  pipe(receive: (bytes: Uint8Array) => void, opts: { domid?: number; privileged?: boolean } = {}): XsPipe {
+  pipe(receive: (bytes: Uint8Array) => void, opts: { domid?: number; privileged?: boolean; onClose?: (reason: string) => void } = {}): XsPipe {
     const domid = opts.domid ?? 0;
     let closed = false;
     const conn = new XsConnection(this.store, { domid, privileged: opts.privileged ?? domid === 0, control: this, log: this.log }, {
       send: (bytes) => {
         if (!closed) receive(bytes);
       },
-      close: () => {
+      close: (reason) => {
+        if (closed) return;
         closed = true;
+        opts.onClose?.(reason);
       },
     });
     return {

@@ -36,6 +36,8 @@ export interface ConnectionOptions {
   readonly privileged: boolean;
   readonly control?: DomainControl;
   readonly log?: (text: string) => void;
+  /** True while the transport cannot take more replies: requests already read wait (bounded by one read's worth). */
+  readonly paused?: () => boolean;
 }
 
 const OK = bytesOf('OK\0');
@@ -70,6 +72,15 @@ function parseU32(s: string | undefined): number | undefined {
 
 type Reply = Uint8Array | XsErrorName;
 
+/** The request types this daemon implements; others get ENOSYS. */
+const HANDLED = new Set([
+  XS_CONTROL, XS_DIRECTORY, XS_READ, XS_GET_PERMS, XS_WATCH, XS_UNWATCH, XS_TRANSACTION_START, XS_TRANSACTION_END,
+  XS_INTRODUCE, XS_RELEASE, XS_GET_DOMAIN_PATH, XS_WRITE, XS_MKDIR, XS_RM, XS_SET_PERMS, XS_IS_DOMAIN_INTRODUCED,
+  XS_RESET_WATCHES, XS_DIRECTORY_PART,
+]);
+/** dom0 only (XS_FLAG_PRIV). */
+const PRIVILEGED = new Set([XS_CONTROL, XS_INTRODUCE, XS_RELEASE, XS_IS_DOMAIN_INTRODUCED]);
+
 export class XsConnection {
   readonly session: XsSession;
   private readonly parser = new XsStreamParser();
@@ -87,6 +98,11 @@ export class XsConnection {
       domid: opts.domid,
       privileged: opts.privileged,
       onWatchEvent: (path, token) => this.event(path, token),
+      onClose: () => {
+        if (this.closed) return;
+        this.closed = true;
+        sink.close('domain released');
+      },
     });
   }
 
@@ -102,16 +118,34 @@ export class XsConnection {
   receive(chunk: Uint8Array): void {
     if (this.closed) return;
     const r = this.parser.push(chunk);
-    for (const m of r.messages) {
-      if (this.closed) return;
-      this.handle(m);
+    this.held.push(...r.messages);
+    if (r.error) this.brokenStream = r.error.message;
+    this.drain();
+  }
+
+  /**
+   * Runs held requests until `paused()` says the transport's output is backed up (the rest wait
+   * for `resume`), then acts on a stream error found after them.
+   */
+  private drain(): void {
+    while (this.held.length > 0 && !this.closed) {
+      if (this.opts.paused?.()) return;
+      this.handle(this.held.shift()!);
     }
-    if (r.error && !this.closed) {
-      this.opts.log?.(`xenstored: closing connection of domain ${this.opts.domid}: ${r.error.message}`);
+    if (this.brokenStream !== undefined && !this.closed) {
+      this.opts.log?.(`xenstored: closing connection of domain ${this.opts.domid}: ${this.brokenStream}`);
       this.close();
-      this.sink.close(r.error.message);
+      this.sink.close(this.brokenStream);
     }
   }
+
+  /** The transport's output drained: run requests held back by `paused`. */
+  resume(): void {
+    this.drain();
+  }
+
+  private readonly held: XsMessage[] = [];
+  private brokenStream: string | undefined;
 
   /** Runs one request and sends its reply (then any watch events it raised). */
   handle(m: XsMessage): void {
@@ -128,6 +162,7 @@ export class XsConnection {
     const events = this.deferred;
     this.deferred = undefined;
     this.requests++;
+    if (typeof reply !== 'string' && reply.length > XENSTORE_PAYLOAD_MAX) reply = 'E2BIG'; // send_reply
     const error = typeof reply === 'string';
     const payload = typeof reply === 'string' ? bytesOf(`${reply}\0`) : reply;
     this.sink.send(encodeXsMessage({ type: error ? XS_ERROR : m.type, req_id: m.req_id, tx_id: m.tx_id, payload }), 'reply');
@@ -136,7 +171,13 @@ export class XsConnection {
   }
 
   private event(path: string, token: string): void {
-    const bytes = encodeXsMessage({ type: XS_WATCH_EVENT, req_id: 0, tx_id: 0, payload: list([path, token]) });
+    const payload = list([path, token]);
+    if (payload.length > XENSTORE_PAYLOAD_MAX) {
+      // xenstored's send_event: "Don't try to send over-long events."
+      this.opts.log?.(`xenstored: dropping an over-long watch event for domain ${this.opts.domid}`);
+      return;
+    }
+    const bytes = encodeXsMessage({ type: XS_WATCH_EVENT, req_id: 0, tx_id: 0, payload });
     if (this.deferred) this.deferred.push(bytes);
     else this.sink.send(bytes, 'event');
   }
@@ -147,6 +188,11 @@ export class XsConnection {
     const args = strings(m.payload);
     const one = args?.length === 1 ? args[0]! : undefined;
     const done = (r: XsResult<unknown>, ok: () => Uint8Array = () => OK): Reply => (r.ok ? ok() : r.error);
+    // In xenstored's order (process_message): unknown type, privilege, then the transaction id,
+    // which must exist for every request but (UN)WATCH.
+    if (!HANDLED.has(m.type)) return ['ENOSYS'];
+    if (PRIVILEGED.has(m.type) && !this.opts.privileged) return ['EACCES'];
+    if (tx !== 0 && m.type !== XS_WATCH && m.type !== XS_UNWATCH && !s.hasTransaction(tx)) return ['ENOENT'];
     switch (m.type) {
       case XS_READ: {
         if (one === undefined) return ['EINVAL'];
@@ -196,7 +242,7 @@ export class XsConnection {
       case XS_UNWATCH:
         return [args?.length === 2 ? done(s.unwatch(args[0]!, args[1]!)) : 'EINVAL'];
       case XS_TRANSACTION_START: {
-        if (tx !== 0) return [s.transactionCount > 0 ? 'EBUSY' : 'ENOENT'];
+        if (tx !== 0) return ['EBUSY'];
         if (one === undefined) return ['EINVAL'];
         const r = s.transactionStart();
         return [r.ok ? bytesOf(`${r.value}\0`) : r.error];
@@ -216,7 +262,6 @@ export class XsConnection {
         return [bytesOf(yes ? 'T\0' : 'F\0')];
       }
       case XS_INTRODUCE: {
-        if (!this.opts.privileged) return ['EACCES'];
         if (!args || args.length !== 3) return ['EINVAL'];
         const d = parseDomid(args[0]);
         const gfn = parseU32(args[1]);
@@ -226,7 +271,6 @@ export class XsConnection {
         return [this.opts.control.introduce(d, gfn, port) ?? OK];
       }
       case XS_RELEASE: {
-        if (!this.opts.privileged) return ['EACCES'];
         const d = parseDomid(one);
         if (d === undefined || d === 0) return ['EINVAL'];
         if (!this.opts.control) return ['ENOSYS'];
@@ -251,8 +295,8 @@ export class XsConnection {
     const r = this.session.directoryGen(args[0]!, tx);
     if (!r.ok) return r.error;
     const all = list(r.value.children);
-    if (offset > all.length) return 'EINVAL';
     const head = bytesOf(`${r.value.gen}\0`);
+    if (offset >= all.length) return bytesOf(`${r.value.gen}\0\0`); // nothing (more): the final empty name
     const room = XENSTORE_PAYLOAD_MAX - head.length - 1;
     let end = offset;
     for (let i = offset; i < all.length && i - offset < room; i++) if (all[i] === 0) end = i + 1;
@@ -265,7 +309,6 @@ export class XsConnection {
 
   /** XS_CONTROL, minimal: `help`, `print <text>`, `quota`. dom0 only. */
   private control(args: string[] | undefined): Reply {
-    if (!this.opts.privileged) return 'EACCES';
     const [cmd = '', ...rest] = args ?? [];
     switch (cmd) {
       case 'help':

@@ -28,6 +28,8 @@ export interface SessionOptions {
   readonly privileged?: boolean;
   /** Called for every watch event this connection receives (path as the watch reports it). */
   readonly onWatchEvent?: (path: string, token: string) => void;
+  /** Called if the store closes the session itself (its domain was released). */
+  readonly onClose?: () => void;
 }
 
 /** Counters for tests and leak checks. */
@@ -58,7 +60,7 @@ export class XenStore {
   }
 
   connect(opts: SessionOptions): XsSession {
-    const s = new XsSession(this, { domid: opts.domid, privileged: opts.privileged ?? false }, opts.onWatchEvent);
+    const s = new XsSession(this, { domid: opts.domid, privileged: opts.privileged ?? false }, opts.onWatchEvent, opts.onClose);
     this.sessions.add(s);
     return s;
   }
@@ -89,7 +91,7 @@ export class XenStore {
    * watches and transactions are dropped, and @releaseDomain fires.
    */
   domainReleased(domid: number): void {
-    for (const s of this.sessions) if (s.caller.domid === domid) s.close();
+    for (const s of this.sessions) if (s.caller.domid === domid) s.close(true);
     const owned = [...this.tree.paths()].filter((p) => this.tree.get(p)!.perms[0]!.domid === domid && p !== '/');
     owned.sort((a, b) => a.length - b.length);
     const changes: Change[] = [];
@@ -151,10 +153,15 @@ export class XsSession {
     readonly store: XenStore,
     readonly caller: Caller,
     private readonly onWatchEvent: ((path: string, token: string) => void) | undefined,
+    private readonly onClosed?: () => void,
   ) {}
 
   get watchCount(): number {
     return this.watches.length;
+  }
+
+  hasTransaction(id: number): boolean {
+    return this.transactions.has(id);
   }
 
   get transactionCount(): number {
@@ -187,20 +194,25 @@ export class XsSession {
     return tx === 0 ? this.store.tree : this.transactions.get(tx);
   }
 
-  /** ENOENT if the nearest existing ancestor is readable, else EACCES (errno_from_parents). */
-  private missing(view: TreeView, abs: string): XsErrorName {
+  /**
+   * Why `abs` cannot be used: ENOENT if the nearest existing ancestor grants the access asked
+   * for, else EACCES, so existence does not leak (errno_from_parents).
+   */
+  private missing(view: TreeView, abs: string, want: 'read' | 'write'): XsErrorName {
     let p = parentPath(abs);
     let n = view.get(p);
     while (!n && p !== '/') {
       p = parentPath(p);
       n = view.get(p);
     }
-    return n && canRead(n.perms, this.caller) ? 'ENOENT' : 'EACCES';
+    if (!n) return 'EACCES';
+    const a = accessFor(n.perms, this.caller);
+    return (want === 'read' ? a.read : a.write) ? 'ENOENT' : 'EACCES';
   }
 
   private lookup(view: TreeView, abs: string, want: 'read' | 'write'): XsResult<XsNode> {
     const n = view.get(abs);
-    if (!n) return err(this.missing(view, abs));
+    if (!n) return err(this.missing(view, abs, want));
     const a = accessFor(n.perms, this.caller);
     return (want === 'read' ? a.read : a.write) ? ok(n) : err('EACCES');
   }
@@ -210,8 +222,12 @@ export class XsSession {
     const view = this.view(tx);
     if (!view) return err('ENOENT');
     if (view instanceof Transaction) {
-      if (!this.privileged && view.touched >= this.quotas.nodesPerTransaction) return err('ENOSPC');
+      const rollback = view.checkpoint();
       const r = run(view, [], true);
+      if (view.overQuota) {
+        rollback?.();
+        return err('ENOSPC');
+      }
       if (r.ok) view.log.push(op);
       return r;
     }
@@ -256,7 +272,7 @@ export class XsSession {
   private doWrite(view: TreeView, abs: string, value: Uint8Array, changes: Change[], checks: boolean): XsResult<void> {
     const n = view.get(abs);
     if (!n) {
-      const why = checks ? this.missing(view, abs) : 'ENOENT';
+      const why = checks ? this.missing(view, abs, 'write') : 'ENOENT';
       return why === 'ENOENT' ? this.create(view, abs, value, changes, checks) : err(why);
     }
     if (checks && !accessFor(n.perms, this.caller).write) return err('EACCES');
@@ -268,7 +284,7 @@ export class XsSession {
   private doMkdir(view: TreeView, abs: string, changes: Change[], checks: boolean): XsResult<void> {
     const n = view.get(abs);
     if (n) return !checks || accessFor(n.perms, this.caller).write ? ok(undefined) : err('EACCES');
-    const why = checks ? this.missing(view, abs) : 'ENOENT';
+    const why = checks ? this.missing(view, abs, 'write') : 'ENOENT';
     return why === 'ENOENT' ? this.create(view, abs, EMPTY, changes, checks) : err(why);
   }
 
@@ -276,7 +292,7 @@ export class XsSession {
     if (abs === '/') return err('EINVAL');
     const n = view.get(abs);
     if (!n) {
-      const why = checks ? this.missing(view, abs) : 'ENOENT';
+      const why = checks ? this.missing(view, abs, 'write') : 'ENOENT';
       // A missing node is fine if its parent exists.
       if (why === 'ENOENT' && view.get(parentPath(abs))) return ok(undefined);
       return err(why);
@@ -288,7 +304,7 @@ export class XsSession {
 
   private doSetPerms(view: TreeView, abs: string, perms: XsPerms, changes: Change[], checks: boolean): XsResult<void> {
     const n = view.get(abs);
-    if (!n) return err(checks ? this.missing(view, abs) : 'ENOENT');
+    if (!n) return err(checks ? this.missing(view, abs, 'write') : 'ENOENT');
     if (checks) {
       if (!accessFor(n.perms, this.caller).owner) return err('EACCES');
       if (!this.privileged && perms[0]!.domid !== n.perms[0]!.domid) return err('EPERM');
@@ -328,8 +344,13 @@ export class XsSession {
     if (!r) return err('EINVAL');
     const view = this.view(tx);
     if (!view) return err('ENOENT');
+    const rollback = view instanceof Transaction ? view.checkpoint() : undefined;
     if (view instanceof Transaction) view.markRead(r.abs);
     const n = this.lookup(view, r.abs, 'read');
+    if (view instanceof Transaction && view.overQuota) {
+      rollback?.();
+      return err('ENOSPC');
+    }
     return n.ok ? ok(pick(n.value)) : n;
   }
 
@@ -377,7 +398,8 @@ export class XsSession {
     let id = this.nextTx;
     while (id === 0 || this.transactions.has(id)) id = (id + 1) >>> 0;
     this.nextTx = (id + 1) >>> 0;
-    this.transactions.set(id, new Transaction(id, this.store.tree));
+    const limit = this.privileged ? Number.POSITIVE_INFINITY : this.quotas.nodesPerTransaction;
+    this.transactions.set(id, new Transaction(id, this.store.tree, limit));
     return ok(id);
   }
 
@@ -388,6 +410,10 @@ export class XsSession {
     this.transactions.delete(id);
     if (!commit) return ok(undefined);
     if (t.conflicts()) return err('EAGAIN');
+    // Two transactions may each stay under the node quota and exceed it together.
+    if (!this.privileged && this.store.tree.ownedBy(this.caller.domid) + t.ownedDelta(this.caller.domid) > this.quotas.nodesPerDomain) {
+      return err('ENOSPC');
+    }
     const tree = this.store.tree;
     const changes: Change[] = [];
     for (const op of t.log) {
@@ -450,11 +476,12 @@ export class XsSession {
     }
   }
 
-  /** Drops watches and transactions and detaches from the store. */
-  close(): void {
+  /** Drops watches and transactions and detaches from the store (`byStore`: tell the owner). */
+  close(byStore = false): void {
     if (this.closed) return;
     this.closed = true;
     this.resetWatches();
     this.store.detach(this);
+    if (byStore) this.onClosed?.();
   }
 }

@@ -3,7 +3,8 @@
  * each node fixed at its first access, so the transaction sees a consistent view. Its changes
  * are logged as operations and replayed on the live tree at commit, which fails with EAGAIN
  * exactly when a node the transaction *read* (READ, DIRECTORY, GET_PERMS) was changed by someone
- * else since; nodes it only wrote are not checked (xenstored's rule).
+ * else since; nodes it only wrote are not checked (xenstored's rule). A request that would make it
+ * touch more than `limit` nodes (reads included) fails with ENOSPC and is rolled back.
  */
 import type { XsPerms } from './perms.js';
 import { ABSENT, type Tree, type TreeView, type XsNode } from './tree.js';
@@ -16,17 +17,31 @@ export type TxOp =
 
 const TX_GEN = -2;
 
+function restore<K, V>(m: Map<K, V>, saved: Map<K, V>): void {
+  m.clear();
+  for (const [k, v] of saved) m.set(k, v);
+}
+
+function restoreSet<K>(set: Set<K>, saved: Set<K>): void {
+  set.clear();
+  for (const k of saved) set.add(k);
+}
+
 export class Transaction implements TreeView {
   private readonly overlay = new Map<string, XsNode | null>();
   private readonly original = new Map<string, number>();
   private readonly reads = new Set<string>();
   private readonly written = new Set<string>();
-  private readonly ownedDelta = new Map<number, number>();
+  private readonly ownedDeltas = new Map<number, number>();
   readonly log: TxOp[] = [];
+
+  /** Set when a request made the transaction touch more than `limit` nodes (see checkpoint). */
+  overQuota = false;
 
   constructor(
     readonly id: number,
     private readonly tree: Tree,
+    private readonly limit = Number.POSITIVE_INFINITY,
   ) {}
 
   /** Nodes this transaction has touched (read or written). */
@@ -38,6 +53,7 @@ export class Transaction implements TreeView {
     const cached = this.overlay.get(path);
     if (cached !== undefined) return cached ?? undefined;
     const n = this.tree.get(path);
+    if (this.overlay.size >= this.limit) this.overQuota = true;
     this.overlay.set(path, n ?? null);
     this.original.set(path, n?.gen ?? ABSENT);
     return n;
@@ -59,7 +75,35 @@ export class Transaction implements TreeView {
   }
 
   ownedBy(domid: number): number {
-    return this.tree.ownedBy(domid) + (this.ownedDelta.get(domid) ?? 0);
+    return this.tree.ownedBy(domid) + this.ownedDelta(domid);
+  }
+
+  /** Nodes this transaction adds to (or removes from) `domid`'s count. */
+  ownedDelta(domid: number): number {
+    return this.ownedDeltas.get(domid) ?? 0;
+  }
+
+  /**
+   * Saves the state before a request of a limited transaction; `rollback` restores it if the
+   * request went over the node limit. Returns undefined when there is no limit.
+   */
+  checkpoint(): (() => void) | undefined {
+    if (this.limit === Number.POSITIVE_INFINITY) return undefined;
+    const overlay = new Map(this.overlay);
+    const original = new Map(this.original);
+    const reads = new Set(this.reads);
+    const written = new Set(this.written);
+    const owned = new Map(this.ownedDeltas);
+    const log = this.log.length;
+    return () => {
+      restore(this.overlay, overlay);
+      restore(this.original, original);
+      restore(this.ownedDeltas, owned);
+      restoreSet(this.reads, reads);
+      restoreSet(this.written, written);
+      this.log.length = log;
+      this.overQuota = false;
+    };
   }
 
   /** Records that the caller observed `path` (its value, children or permissions). */
@@ -75,6 +119,6 @@ export class Transaction implements TreeView {
   }
 
   private count(domid: number, d: number): void {
-    this.ownedDelta.set(domid, (this.ownedDelta.get(domid) ?? 0) + d);
+    this.ownedDeltas.set(domid, this.ownedDelta(domid) + d);
   }
 }

@@ -100,7 +100,7 @@ export class RawConn {
   readonly messages: RawMsg[] = [];
   closed = false;
   bytesIn = 0;
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
 
   private constructor(readonly sock: Socket) {
     sock.on('data', (b: Buffer) => {

@@ -48,6 +48,37 @@ describe('vdispl xenstored', () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  it('refuses to take over the socket of a running daemon, and replaces a stale one', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'vdispl-xsd-'));
+    const path = join(dir, 'xs.sock');
+    const a = capture();
+    let stopA!: () => void;
+    const runningA = runXenstored({ socket: path }, a.io, new Promise<void>((r) => (stopA = r)));
+    while (!a.out().includes('listening')) await new Promise((r) => setTimeout(r, 5));
+    const b = capture();
+    expect(await runXenstored({ socket: path }, b.io, Promise.resolve())).toBe(1);
+    expect(b.err()).toMatch(/another xenstored is listening/);
+    const xs = await connectSocket(path);
+    await xs.write('/still', 'A');
+    xs.close();
+    stopA();
+    expect(await runningA).toBe(0);
+    // A socket file nobody answers on (a daemon that was killed) is replaced.
+    const { createServer } = await import('node:net');
+    const dead = createServer();
+    await new Promise<void>((r) => dead.listen(path, r));
+    const fd = (dead as unknown as { _handle: { fd: number } })._handle.fd;
+    expect(fd).toBeGreaterThanOrEqual(0);
+    await new Promise<void>((r) => dead.close(() => r()));
+    const c = capture();
+    let stopC!: () => void;
+    const runningC = runXenstored({ socket: path }, c.io, new Promise<void>((r) => (stopC = r)));
+    while (!c.out().includes('listening') && !c.err()) await new Promise((r) => setTimeout(r, 5));
+    expect(c.err()).toBe('');
+    stopC();
+    expect(await runningC).toBe(0);
+  });
+
   it('rejects a missing --socket as a usage error', async () => {
     const c = capture();
     expect(await main(['xenstored'], c.io)).toBe(2);
