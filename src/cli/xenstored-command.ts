@@ -7,7 +7,6 @@ import { XenStoreDaemon } from '../xenstore/daemon.js';
 
 export interface XenstoredOptions {
   readonly socket: string;
-  readonly verbose?: boolean;
 }
 
 /** Serves until `stop` resolves; returns the exit status. */
@@ -26,7 +25,6 @@ export async function runXenstored(
   io.stdout(`xenstored: listening on ${opts.socket} (connections are dom0); XENSTORED_PATH=${opts.socket} xenstore-ls /\n`);
   await stop;
   await daemon.close();
-  if (opts.verbose) io.stderr('xenstored: stopped\n');
   return 0;
 }
 

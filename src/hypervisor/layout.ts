@@ -139,12 +139,12 @@ export const DEFAULT_DOMAIN_LIMITS: DomainLimits = {
 
 /**
  * Special pages at the top of a guest's gfn space, as HVM guests have them: the domain builder
- * places the xenstore ring there and the guest's page allocator never hands them out. Domains
+ * places the xenstore ring there (the others are spare) and the guest's page allocator never
+ * hands them out. Domains
  * with fewer than 1024 gfns have none.
  */
 export const SPECIAL_PAGES = 16;
 export const SPECIAL_PAGE_XENSTORE = 0;
-export const SPECIAL_PAGE_CONSOLE = 1;
 
 /** First special gfn (== gfnLimit when the domain has none). */
 export function specialGfnBase(gfnLimit: number): number {

@@ -219,6 +219,8 @@ export class Machine {
       worker = startWorker(new URL('./domain-worker' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url), { workerData: data, name: `vdispl ${name}` }, [module]);
     } catch (err) {
       this.locked(() => markDying(this.state, domid) && teardown(this.state, domid));
+      // prepare may have set things up for it (xenstored maps its ring): let them go.
+      this.notifyGone(domid, { reason: 'crash', error: formatError(err) });
       throw new MachineError(`cannot start domain ${name}: ${formatError(err)}`);
     }
     const h = new DomainHandle(domid, name, 'worker', undefined, worker);

@@ -8,9 +8,14 @@ import { XsError, type XsOps } from '../xenstore/client.js';
 import { domainPath } from '../xenstore/path.js';
 import type { XsPerms } from '../xenstore/perms.js';
 
+/** [n<owner>, r<reader>]: `owner` owns it, `reader` may read it, nobody else sees it. */
+export function ownerReader(owner: number, reader: number): XsPerms {
+  return [{ domid: owner, access: 'n' }, { domid: reader, access: 'r' }];
+}
+
 /** [n0, rD]: dom0 owns, the domain reads. */
 export function readOnlyFor(domid: number): XsPerms {
-  return [{ domid: 0, access: 'n' }, { domid, access: 'r' }];
+  return ownerReader(0, domid);
 }
 
 /** [nD]: the domain owns. */

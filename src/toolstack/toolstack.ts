@@ -15,6 +15,7 @@ import { type DomainHandle, type DomainSpec, Machine, type MachineOptions } from
 import type { XsClient } from '../xenstore/client.js';
 import { connectPipe } from '../xenstore/client-transports.js';
 import { XenStoreDaemon } from '../xenstore/daemon.js';
+import { domainPath } from '../xenstore/path.js';
 import type { XsQuotas } from '../xenstore/quotas.js';
 import { withXenstore, type XenPlatform } from '../xenbus/xen-platform.js';
 import { removeDomainNodes, rmIfAny, writeDomainNodes } from './domain-nodes.js';
@@ -112,7 +113,8 @@ export class Toolstack {
     const p = this.xs
       .transaction(async (tx) => {
         await removeDomainNodes(tx, domid);
-        for (const d of devices) await rmIfAny(tx, d.backend);
+        // The backend's whole directory for this guest, not leaving empty parents behind.
+        for (const be of new Set(devices.map((d) => d.backendDomid))) await rmIfAny(tx, `${domainPath(be)}/backend/vdispl/${domid}`);
       })
       .catch((e: unknown) => this.log(`toolstack: cleaning up after domain ${domid}: ${e instanceof Error ? e.message : String(e)}`));
     this.cleanups.add(p);

@@ -6,8 +6,9 @@
  *                                                 where the guest adds its rings; be-alloc and
  *                                                 <i>/resolution, <i>/unique-id read-only for
  *                                                 the guest: [nB, rD]
- *   /local/domain/B/backend/vdispl/D/N [nB, rD]  frontend, frontend-id, online=1, state=1,
- *                                                 be-alloc, and the connectors again
+ *   /local/domain/B/backend/vdispl/D/N [nB, rD]  frontend, frontend-id, online=1, state=1
+ *                                                 (a backend reads the configuration from the
+ *                                                 frontend's directory, as displ_be does)
  *   /libxl/D/device/vdispl/N                      frontend, backend and the backend's keys
  *
  * all in one transaction, retried on EAGAIN.
@@ -15,7 +16,7 @@
 import type { XsClient, XsOps } from '../xenstore/client.js';
 import { domainPath } from '../xenstore/path.js';
 import type { XsPerms } from '../xenstore/perms.js';
-import { domidByName, rmIfAny } from './domain-nodes.js';
+import { domidByName, ownerReader, rmIfAny } from './domain-nodes.js';
 import type { VdisplDeviceSpec } from './vdispl-spec.js';
 
 export interface VdisplDevicePaths {
@@ -33,7 +34,6 @@ export function vdisplBackendPath(backendDomid: number, domid: number, devid: nu
   return `${domainPath(backendDomid)}/backend/vdispl/${domid}/${devid}`;
 }
 
-const perms = (owner: number, reader: number): XsPerms => [{ domid: owner, access: 'n' }, { domid: reader, access: 'r' }];
 
 /** Resolves a device's backend to a domid (a name is looked up in XenStore). */
 export async function backendDomid(xs: XsOps, d: VdisplDeviceSpec): Promise<number> {
@@ -52,9 +52,9 @@ async function writeWithPerms(tx: XsOps, path: string, value: string, p: XsPerms
 export async function writeVdisplDevice(tx: XsOps, domid: number, d: VdisplDeviceSpec, be: number): Promise<VdisplDevicePaths> {
   const fe = vdisplFrontendPath(domid, d.devid);
   const bePath = vdisplBackendPath(be, domid, d.devid);
-  const fePerms = perms(domid, be);
-  const bePerms = perms(be, domid);
-  const roFront = perms(be, domid);
+  const fePerms = ownerReader(domid, be);
+  const bePerms = ownerReader(be, domid);
+  const roFront = ownerReader(be, domid);
 
   await rmIfAny(tx, fe);
   await rmIfAny(tx, bePath);
@@ -65,11 +65,7 @@ export async function writeVdisplDevice(tx: XsOps, domid: number, d: VdisplDevic
     ['frontend-id', String(domid)],
     ['online', '1'],
     ['state', '1'],
-    ['be-alloc', d.beAlloc ? '1' : '0'],
   ];
-  d.connectors.forEach((c, i) => {
-    beKeys.push([`${i}/resolution`, `${c.width}x${c.height}`], [`${i}/unique-id`, c.uniqueId]);
-  });
   for (const [k, v] of beKeys) await tx.write(`${bePath}/${k}`, v);
 
   await tx.mkdir(fe);
@@ -99,14 +95,5 @@ export async function addVdisplDevices(xs: XsClient, domid: number, devices: rea
     const out: VdisplDevicePaths[] = [];
     for (const [i, d] of devices.entries()) out.push(await writeVdisplDevice(tx, domid, d, bes[i]!));
     return out;
-  });
-}
-
-/** Removes a device's frontend, backend and /libxl records (after the backend let go, or forcibly). */
-export async function removeVdisplDevice(xs: XsClient, domid: number, p: VdisplDevicePaths): Promise<void> {
-  await xs.transaction(async (tx) => {
-    await rmIfAny(tx, p.frontend);
-    await rmIfAny(tx, p.backend);
-    await rmIfAny(tx, `/libxl/${domid}/device/vdispl/${p.devid}`);
   });
 }

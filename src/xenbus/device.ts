@@ -2,14 +2,14 @@
  * A XenBus device as Linux's xenbus driver core presents it to a front or back driver: its own
  * XenStore directory (`nodename`), the other end's directory and domid (read from
  * `backend`/`backend-id` for a frontend, `frontend`/`frontend-id` for a backend), its state node,
- * a watch on the other end's state delivering each transition once and in order, error reporting
+ * a watch on the other end's state delivering each change once and in order, error reporting
  * as xenbus_dev_error/xenbus_dev_fatal do, and helpers to share a ring page and allocate an event
  * channel for the other end and to publish several nodes in one transaction.
  */
 import { parseXenbusState, XenbusState, type XenbusStateValue, xenbusStateName } from '../abi/xenbus-state.js';
 import { xenErrnoName } from '../abi/xen-errno.js';
 import { XsError, type XsOps, type XsWatch } from '../xenstore/client.js';
-import { domainPath } from '../xenstore/path.js';
+import { domainPath, relativeTo } from '../xenstore/path.js';
 import type { XenPlatform } from './xen-platform.js';
 
 export class XenbusError extends Error {
@@ -24,7 +24,10 @@ export class XenbusError extends Error {
 
 export type XenbusRole = 'frontend' | 'backend';
 
-/** Called for each change of the other end's state; runs one at a time, in order. */
+/**
+ * Called when the other end's state is seen to change; runs one at a time, in order. As in Linux,
+ * states the other end passed through quickly may be merged (it is read when the watch fires).
+ */
 export type OtherendStateHandler = (state: XenbusStateValue, previous: XenbusStateValue) => void | Promise<void>;
 
 export interface SharedRingPage {
@@ -76,20 +79,34 @@ export class XenbusDevice {
 
   /** The node name Linux uses (relative to the domain's home), e.g. `device/vdispl/0`. */
   get relativeName(): string {
-    const home = `${domainPath(this.platform.domid)}/`;
-    return this.nodename.startsWith(home) ? this.nodename.slice(home.length) : this.nodename;
+    return relativeTo(this.nodename, this.platform.domid);
   }
 
   async read(key: string): Promise<string | undefined> {
     return this.xs.tryRead(`${this.nodename}/${key}`);
   }
 
+  /**
+   * A node of the other end, or undefined if it is missing or no longer readable (once the other
+   * end's directory is gone, its nearest surviving ancestor usually hides it: EACCES).
+   */
   async readOtherend(key: string): Promise<string | undefined> {
-    return this.xs.tryRead(`${this.otherendPath}/${key}`);
+    try {
+      return await this.xs.tryRead(`${this.otherendPath}/${key}`);
+    } catch (e) {
+      if (e instanceof XsError && e.code === 'EACCES') return undefined;
+      throw e;
+    }
   }
 
+  /** The other end's state now; Unknown if it cannot be read (xenbus_read_driver_state). */
   async otherendStateNow(): Promise<XenbusStateValue> {
-    return parseXenbusState((await this.readOtherend('state')) ?? '');
+    try {
+      return parseXenbusState((await this.readOtherend('state')) ?? '');
+    } catch (e) {
+      if (e instanceof XsError) return XenbusState.Unknown;
+      throw e;
+    }
   }
 
   /**
@@ -108,39 +125,31 @@ export class XenbusDevice {
   }
 
   /**
-   * Watches the other end's `state`: `handler(state, previous)` runs once per change (spurious
-   * watch events and repeated values are filtered), one call at a time, in order. A missing node
-   * reads as Unknown, as in Linux. Resolves once the watch is registered and the current state
-   * delivered (if it is not Unknown).
+   * Watches the other end's `state`: `handler(state, previous)` runs once per change seen
+   * (spurious watch events and repeated values are filtered), one call at a time, in order. A
+   * missing or unreadable node reads as Unknown, as in Linux. Resolves once the watch is
+   * registered and the current state has been handled (if it is not Unknown); it reads the state
+   * itself rather than relying on the watch's first event.
    */
   async watchOtherend(handler: OtherendStateHandler): Promise<void> {
     if (this.watch) throw new XenbusError(`${this.nodename}: already watching the other end`);
-    const path = `${this.otherendPath}/state`;
-    let first: (() => void) | undefined;
-    const registered = new Promise<void>((r) => (first = r));
-    this.watch = await this.xs.watch(path, () => {
-      this.chain = this.chain.then(async () => {
+    const check = (): Promise<void> => {
+      const link = this.chain.then(async () => {
         if (this.closed) return;
-        let s: XenbusStateValue = XenbusState.Unknown;
-        try {
-          s = parseXenbusState((await this.xs.tryRead(path)) ?? '');
-        } catch (e) {
-          if (!(e instanceof XsError)) throw e;
-        }
+        const s = await this.otherendStateNow();
         const prev = this.otherendState;
         if (s !== prev) {
           this.otherendState = s;
           await handler(s, prev);
         }
-      }).catch((e: unknown) => {
-        void this.devError(-5, `handling ${xenbusStateName(this.otherendState)} of the other end: ${e instanceof Error ? e.message : String(e)}`).catch(() => undefined);
-      }).finally(() => {
-        first?.();
-        first = undefined;
       });
-    });
-    await registered;
-    await this.chain;
+      this.chain = link.catch((e: unknown) => {
+        void this.devError(-5, `handling ${xenbusStateName(this.otherendState)} of the other end: ${e instanceof Error ? e.message : String(e)}`).catch(() => undefined);
+      });
+      return this.chain;
+    };
+    this.watch = await this.xs.watch(`${this.otherendPath}/state`, () => void check());
+    await check();
   }
 
   /**
@@ -189,6 +198,10 @@ export class XenbusDevice {
    */
   async publish(nodes: Readonly<Record<string, string | number>>, state?: XenbusStateValue): Promise<void> {
     await this.xs.transaction(async (tx: XsOps) => {
+      // The device must still exist: never re-create one the toolstack removed.
+      if ((await tx.tryRead(`${this.nodename}/state`)) === undefined) {
+        throw new XenbusError(`${this.nodename} is gone: not publishing ${Object.keys(nodes).join(', ')}`);
+      }
       for (const [k, v] of Object.entries(nodes)) await tx.write(`${this.nodename}/${k}`, String(v));
       if (state !== undefined) await tx.write(`${this.nodename}/state`, String(state));
     });

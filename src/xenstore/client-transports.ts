@@ -37,7 +37,9 @@ export async function socketTransport(path: string): Promise<XsTransport> {
 export function pipeTransport(daemon: XenStoreDaemon, opts: { domid?: number; privileged?: boolean } = {}): XsTransport {
   let receive: ((bytes: Uint8Array) => void) | undefined;
   let closed: ((reason: string) => void) | undefined;
-  const pipe = daemon.pipe((bytes) => receive?.(bytes), { ...opts, onClose: (reason) => closed?.(reason) });
+  // Replies are handed over on a microtask, not inside the daemon's call stack: a client's
+  // continuation then never runs while the daemon is mid-request (re-entrancy).
+  const pipe = daemon.pipe((bytes) => queueMicrotask(() => receive?.(bytes)), { ...opts, onClose: (reason) => queueMicrotask(() => closed?.(reason)) });
   return {
     send: (bytes) => pipe.send(bytes),
     onData: (r) => void (receive = r),
@@ -83,8 +85,20 @@ export function connectPipe(daemon: XenStoreDaemon, opts: { domid?: number; priv
   return new XsClient(pipeTransport(daemon, opts));
 }
 
-/** A guest's client over the ring its domain builder set up (ctx.platform, ctx.startInfo). */
+const guestClients = new WeakMap<Platform, XsClient>();
+
+/**
+ * The guest's client over the ring its domain builder set up (ctx.platform, ctx.startInfo). The
+ * ring carries one stream, so there is one client per domain: later calls return the same one
+ * until it is closed. A new client first resets the watches a previous one left (as Linux's
+ * xenbus does at start).
+ */
 export function connectGuest(platform: Platform, startInfo: StartInfo): XsClient {
+  const open = guestClients.get(platform);
+  if (open && !open.closed) return open;
   if (!startInfo.store) throw new Error('this domain was built without a xenstore ring (no startInfo.store)');
-  return new XsClient(ringTransport(platform, startInfo.store));
+  const client = new XsClient(ringTransport(platform, startInfo.store));
+  guestClients.set(platform, client);
+  client.resetWatches().catch(() => undefined);
+  return client;
 }

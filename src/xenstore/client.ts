@@ -56,7 +56,17 @@ export class XsWatch implements AsyncIterable<WatchEvent> {
   /** @internal */
   deliver(e: WatchEvent): void {
     if (this.ended) return;
-    this.callback?.(e);
+    if (this.callback) {
+      try {
+        this.callback(e);
+      } catch (err) {
+        // Like an EventEmitter listener: the error surfaces in the caller's process (a domain
+        // crashes), never inside whoever caused the event or the client's reply parsing.
+        setImmediate(() => {
+          throw err;
+        });
+      }
+    }
     const w = this.waiters.shift();
     if (w) w({ value: e, done: false });
     else if (!this.callback) {
@@ -107,6 +117,7 @@ interface Pending {
 }
 
 const decoder = new TextDecoder();
+let clientInstances = 0;
 const MAX_TX_ATTEMPTS = 32;
 
 /** Operations that can run inside a transaction. */
@@ -145,6 +156,8 @@ export class XsClient implements XsOps {
   private readonly watches = new Map<string, XsWatch>();
   private nextReq = 1;
   private nextToken = 1;
+  /** Tokens are unique per client, so several clients of one connection's domain never collide. */
+  private readonly tokenPrefix = `vdispl-${(clientInstances++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   private closedReason: string | undefined;
 
   constructor(private readonly transport: XsTransport) {
@@ -327,10 +340,14 @@ export class XsClient implements XsOps {
     return xsStringList(await this.request(XS_IS_DOMAIN_INTRODUCED, [String(domid)]))[0] === 'T';
   }
 
+  /** XS_RESET_WATCHES: drops this connection's watches (those registered before this call) and transactions. */
   async resetWatches(): Promise<void> {
+    const dropped = [...this.watches.values()];
     await this.request(XS_RESET_WATCHES, ['']);
-    for (const w of this.watches.values()) w.end();
-    this.watches.clear();
+    for (const w of dropped) {
+      w.end();
+      this.watches.delete(w.token);
+    }
   }
 
   /**
@@ -361,7 +378,7 @@ export class XsClient implements XsOps {
    * registration. Events go to `callback` if given, else to `for await (const e of watch)`.
    */
   async watch(path: string, callback?: (e: WatchEvent) => void, opts: { token?: string; depth?: number } = {}): Promise<XsWatch> {
-    const token = opts.token ?? `vdispl-${this.nextToken++}`;
+    const token = opts.token ?? `${this.tokenPrefix}-${this.nextToken++}`;
     if (this.watches.has(token)) throw new XsError('EEXIST', 'XS_WATCH', path);
     const w = new XsWatch(this, path, token, callback);
     this.watches.set(token, w);

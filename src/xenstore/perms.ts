@@ -65,11 +65,3 @@ export function accessFor(perms: XsPerms, caller: Caller): { read: boolean; writ
 export function canRead(perms: XsPerms, caller: Caller): boolean {
   return accessFor(perms, caller).read;
 }
-
-export function canWrite(perms: XsPerms, caller: Caller): boolean {
-  return accessFor(perms, caller).write;
-}
-
-export function samePerms(a: XsPerms, b: XsPerms): boolean {
-  return a.length === b.length && a.every((p, i) => p.domid === b[i]!.domid && p.access === b[i]!.access);
-}

@@ -26,7 +26,6 @@ export class RingStream {
   readonly ring: XsRingPage;
   private readonly consume: XsStream;
   private readonly queue: Uint8Array[] = [];
-  private queuedBytes = 0;
   private readonly scratch = new Uint8Array(1024);
   private failed = false;
 
@@ -44,11 +43,6 @@ export class RingStream {
     this.peerProdField = `${this.consume}_prod`;
   }
 
-  /** Bytes waiting for room in the ring. */
-  get pending(): number {
-    return this.queuedBytes;
-  }
-
   /** Messages (write calls) not yet fully in the ring. */
   get queuedMessages(): number {
     return this.queue.length;
@@ -61,7 +55,6 @@ export class RingStream {
   write(bytes: Uint8Array): void {
     if (this.failed) return;
     this.queue.push(bytes);
-    this.queuedBytes += bytes.length;
     if (this.flush()) this.opts.notify();
   }
 
@@ -109,7 +102,6 @@ export class RingStream {
       if (r.value === 0) break;
       // The peer had consumed everything before this write: it may be asleep.
       if (this.ring.get(this.peerConsField) === before) wake = true;
-      this.queuedBytes -= r.value;
       if (r.value === head.length) this.queue.shift();
       else this.queue[0] = head.subarray(r.value);
     }
@@ -120,7 +112,6 @@ export class RingStream {
     if (this.failed) return;
     this.failed = true;
     this.queue.length = 0;
-    this.queuedBytes = 0;
     this.opts.onError(message);
   }
 }

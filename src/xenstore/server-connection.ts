@@ -86,8 +86,6 @@ export class XsConnection {
   private readonly parser = new XsStreamParser();
   private deferred: Uint8Array[] | undefined;
   private closed = false;
-  /** Requests answered. */
-  requests = 0;
 
   constructor(
     store: XenStore,
@@ -161,7 +159,6 @@ export class XsConnection {
     }
     const events = this.deferred;
     this.deferred = undefined;
-    this.requests++;
     if (typeof reply !== 'string' && reply.length > XENSTORE_PAYLOAD_MAX) reply = 'E2BIG'; // send_reply
     const error = typeof reply === 'string';
     const payload = typeof reply === 'string' ? bytesOf(`${reply}\0`) : reply;

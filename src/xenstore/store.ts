@@ -75,20 +75,15 @@ export class XenStore {
     return { nodes: this.tree.size, sessions: this.sessions.size, watches, transactions };
   }
 
-  /** Whether any connection belongs to `domid`. */
-  hasSession(domid: number): boolean {
-    for (const s of this.sessions) if (s.caller.domid === domid) return true;
-    return false;
-  }
-
   /** A domain was introduced: fires @introduceDomain. */
   domainIntroduced(): void {
     this.fire([{ path: INTRODUCE_DOMAIN, perms: this.specialPerms.get(INTRODUCE_DOMAIN)! }]);
   }
 
   /**
-   * A domain is gone: every node it owns is removed (with what lies below), its connections'
-   * watches and transactions are dropped, and @releaseDomain fires.
+   * A domain is gone: every node it owns is removed (with what lies below), its entries in other
+   * nodes' permissions are dropped, its connections' watches and transactions are dropped, and
+   * @releaseDomain fires (xenstored's domain_tree_remove and ACL cleanup).
    */
   domainReleased(domid: number): void {
     for (const s of this.sessions) if (s.caller.domid === domid) s.close(true);
@@ -96,6 +91,15 @@ export class XenStore {
     owned.sort((a, b) => a.length - b.length);
     const changes: Change[] = [];
     for (const p of owned) if (this.tree.get(p)) removeSubtree(this.tree, p, changes);
+    // Its entries in other nodes' ACLs go too, so a later domain reusing the domid inherits nothing.
+    for (const p of [...this.tree.paths()]) {
+      const n = this.tree.get(p)!;
+      if (n.perms.some((e, i) => i > 0 && e.domid === domid)) {
+        const perms = n.perms.filter((e, i) => i === 0 || e.domid !== domid);
+        this.tree.set(p, { value: n.value, perms, children: n.children });
+        changes.push({ path: p, perms: n.perms, permsAfter: perms });
+      }
+    }
     changes.push({ path: RELEASE_DOMAIN, perms: this.specialPerms.get(RELEASE_DOMAIN)! });
     this.fire(changes);
   }
@@ -119,7 +123,14 @@ export class XenStore {
   /** @internal Delivers `changes` to every matching watch whose connection may see them. */
   fire(changes: readonly Change[]): void {
     if (changes.length === 0) return;
-    for (const s of this.sessions) s.deliver(changes);
+    for (const s of this.sessions) {
+      try {
+        s.deliver(changes);
+      } catch {
+        // A connection's event sink failed: that is its transport's problem, not the writer's
+        // nor the other watchers'.
+      }
+    }
   }
 }
 
@@ -218,12 +229,12 @@ export class XsSession {
   }
 
   /** Runs a modifying operation on the live tree (firing watches) or records it in a transaction. */
-  private modify(tx: number, op: TxOp, run: (view: TreeView, changes: Change[], checks: boolean) => XsResult<void>): XsResult<void> {
+  private modify(tx: number, op: TxOp, run: (view: TreeView, changes: Change[]) => XsResult<void>): XsResult<void> {
     const view = this.view(tx);
     if (!view) return err('ENOENT');
     if (view instanceof Transaction) {
       const rollback = view.checkpoint();
-      const r = run(view, [], true);
+      const r = run(view, []);
       if (view.overQuota) {
         rollback?.();
         return err('ENOSPC');
@@ -232,7 +243,7 @@ export class XsSession {
       return r;
     }
     const changes: Change[] = [];
-    const r = run(view, changes, true);
+    const r = run(view, changes);
     this.store.fire(changes);
     return r;
   }
@@ -242,7 +253,7 @@ export class XsSession {
     return [{ domid: this.caller.domid, access: perms[0]!.access }, ...perms.slice(1)];
   }
 
-  private create(view: TreeView, abs: string, value: Uint8Array, changes: Change[], checks: boolean): XsResult<void> {
+  private create(view: TreeView, abs: string, value: Uint8Array, changes: Change[]): XsResult<void> {
     const chain = [abs];
     let top = parentPath(abs);
     let anc = view.get(top);
@@ -251,8 +262,8 @@ export class XsSession {
       top = parentPath(top);
       anc = view.get(top);
     }
-    if (checks && !accessFor(anc.perms, this.caller).write) return err('EACCES');
-    if (checks && !this.privileged && view.ownedBy(this.caller.domid) + chain.length > this.quotas.nodesPerDomain) {
+    if (!accessFor(anc.perms, this.caller).write) return err('EACCES');
+    if (!this.privileged && view.ownedBy(this.caller.domid) + chain.length > this.quotas.nodesPerDomain) {
       return err('ENOSPC');
     }
     let parent = top;
@@ -269,47 +280,45 @@ export class XsSession {
     return ok(undefined);
   }
 
-  private doWrite(view: TreeView, abs: string, value: Uint8Array, changes: Change[], checks: boolean): XsResult<void> {
+  private doWrite(view: TreeView, abs: string, value: Uint8Array, changes: Change[]): XsResult<void> {
     const n = view.get(abs);
     if (!n) {
-      const why = checks ? this.missing(view, abs, 'write') : 'ENOENT';
-      return why === 'ENOENT' ? this.create(view, abs, value, changes, checks) : err(why);
+      const why = this.missing(view, abs, 'write');
+      return why === 'ENOENT' ? this.create(view, abs, value, changes) : err(why);
     }
-    if (checks && !accessFor(n.perms, this.caller).write) return err('EACCES');
+    if (!accessFor(n.perms, this.caller).write) return err('EACCES');
     view.set(abs, { value, perms: n.perms, children: n.children });
     changes.push({ path: abs, perms: n.perms });
     return ok(undefined);
   }
 
-  private doMkdir(view: TreeView, abs: string, changes: Change[], checks: boolean): XsResult<void> {
+  private doMkdir(view: TreeView, abs: string, changes: Change[]): XsResult<void> {
     const n = view.get(abs);
-    if (n) return !checks || accessFor(n.perms, this.caller).write ? ok(undefined) : err('EACCES');
-    const why = checks ? this.missing(view, abs, 'write') : 'ENOENT';
-    return why === 'ENOENT' ? this.create(view, abs, EMPTY, changes, checks) : err(why);
+    if (n) return accessFor(n.perms, this.caller).write ? ok(undefined) : err('EACCES');
+    const why = this.missing(view, abs, 'write');
+    return why === 'ENOENT' ? this.create(view, abs, EMPTY, changes) : err(why);
   }
 
-  private doRm(view: TreeView, abs: string, changes: Change[], checks: boolean): XsResult<void> {
+  private doRm(view: TreeView, abs: string, changes: Change[]): XsResult<void> {
     if (abs === '/') return err('EINVAL');
     const n = view.get(abs);
     if (!n) {
-      const why = checks ? this.missing(view, abs, 'write') : 'ENOENT';
+      const why = this.missing(view, abs, 'write');
       // A missing node is fine if its parent exists.
       if (why === 'ENOENT' && view.get(parentPath(abs))) return ok(undefined);
       return err(why);
     }
-    if (checks && !accessFor(n.perms, this.caller).write) return err('EACCES');
+    if (!accessFor(n.perms, this.caller).write) return err('EACCES');
     removeSubtree(view, abs, changes);
     return ok(undefined);
   }
 
-  private doSetPerms(view: TreeView, abs: string, perms: XsPerms, changes: Change[], checks: boolean): XsResult<void> {
+  private doSetPerms(view: TreeView, abs: string, perms: XsPerms, changes: Change[]): XsResult<void> {
     const n = view.get(abs);
-    if (!n) return err(checks ? this.missing(view, abs, 'write') : 'ENOENT');
-    if (checks) {
-      if (!accessFor(n.perms, this.caller).owner) return err('EACCES');
-      if (!this.privileged && perms[0]!.domid !== n.perms[0]!.domid) return err('EPERM');
-      if (!this.privileged && perms.length > this.quotas.permsPerNode) return err('ENOSPC');
-    }
+    if (!n) return err(this.missing(view, abs, 'write'));
+    if (!accessFor(n.perms, this.caller).owner) return err('EACCES');
+    if (!this.privileged && perms[0]!.domid !== n.perms[0]!.domid) return err('EPERM');
+    if (!this.privileged && perms.length > this.quotas.permsPerNode) return err('ENOSPC');
     view.set(abs, { value: n.value, perms, children: n.children });
     changes.push({ path: abs, perms: n.perms, permsAfter: perms });
     return ok(undefined);
@@ -317,8 +326,9 @@ export class XsSession {
 
   // ---- requests ----
 
+  /** The node's value (a copy: the store's own bytes never leave it). */
   read(path: string, tx = 0): XsResult<Uint8Array> {
-    return this.observe(path, tx, (n) => n.value);
+    return this.observe(path, tx, (n) => n.value.slice());
   }
 
   directory(path: string, tx = 0): XsResult<string[]> {
@@ -358,19 +368,20 @@ export class XsSession {
     const r = this.resolve(path);
     if (!r) return err('EINVAL');
     if (!this.privileged && value.length > this.quotas.valueSize) return err('ENOSPC');
-    return this.modify(tx, { op: 'write', path: r.abs, value }, (v, c, k) => this.doWrite(v, r.abs, value, c, k));
+    const own = value.slice(); // the caller may reuse its buffer
+    return this.modify(tx, { op: 'write', path: r.abs, value: own }, (v, c) => this.doWrite(v, r.abs, own, c));
   }
 
   mkdir(path: string, tx = 0): XsResult<void> {
     const r = this.resolve(path);
     if (!r) return err('EINVAL');
-    return this.modify(tx, { op: 'mkdir', path: r.abs }, (v, c, k) => this.doMkdir(v, r.abs, c, k));
+    return this.modify(tx, { op: 'mkdir', path: r.abs }, (v, c) => this.doMkdir(v, r.abs, c));
   }
 
   rm(path: string, tx = 0): XsResult<void> {
     const r = this.resolve(path);
     if (!r) return err('EINVAL');
-    return this.modify(tx, { op: 'rm', path: r.abs }, (v, c, k) => this.doRm(v, r.abs, c, k));
+    return this.modify(tx, { op: 'rm', path: r.abs }, (v, c) => this.doRm(v, r.abs, c));
   }
 
   setPerms(path: string, perms: XsPerms, tx = 0): XsResult<void> {
@@ -383,7 +394,7 @@ export class XsSession {
       this.store.setSpecial(r.abs, perms);
       return ok(undefined);
     }
-    return this.modify(tx, { op: 'setPerms', path: r.abs, perms }, (v, c, k) => this.doSetPerms(v, r.abs, perms, c, k));
+    return this.modify(tx, { op: 'setPerms', path: r.abs, perms }, (v, c) => this.doSetPerms(v, r.abs, perms, c));
   }
 
   getDomainPath(domid: number): string {
@@ -415,16 +426,28 @@ export class XsSession {
       return err('ENOSPC');
     }
     const tree = this.store.tree;
+    // Nodes the transaction only wrote, or consulted for permissions, may have changed meanwhile
+    // (a device directory removed, an owner changed). Replay every operation, with its checks,
+    // against the live tree in a scratch overlay first: if any now fails, the transaction's view
+    // is stale and it gets EAGAIN (xenstored, which checks every node it consulted, answers the
+    // same), so a commit can never do what the same requests outside a transaction could not.
+    if (!this.replay(t.log, new Transaction(0, tree), [])) return err('EAGAIN');
     const changes: Change[] = [];
-    for (const op of t.log) {
-      // Checked when the transaction ran; replayed without checks, as xenstored commits.
-      if (op.op === 'write') this.doWrite(tree, op.path, op.value, changes, false);
-      else if (op.op === 'mkdir') this.doMkdir(tree, op.path, changes, false);
-      else if (op.op === 'rm') this.doRm(tree, op.path, changes, false);
-      else this.doSetPerms(tree, op.path, op.perms, changes, false);
-    }
+    this.replay(t.log, tree, changes);
     this.store.fire(changes);
     return ok(undefined);
+  }
+
+  private replay(log: readonly TxOp[], view: TreeView, changes: Change[]): boolean {
+    for (const op of log) {
+      const r =
+        op.op === 'write' ? this.doWrite(view, op.path, op.value, changes)
+        : op.op === 'mkdir' ? this.doMkdir(view, op.path, changes)
+        : op.op === 'rm' ? this.doRm(view, op.path, changes)
+        : this.doSetPerms(view, op.path, op.perms, changes);
+      if (!r.ok) return false;
+    }
+    return true;
   }
 
   // ---- watches ----

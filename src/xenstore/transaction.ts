@@ -1,6 +1,7 @@
 /**
  * A transaction as xenstored runs one: reads and writes go through an overlay on the live tree,
- * each node fixed at its first access, so the transaction sees a consistent view. Its changes
+ * each node fixed at its first access (not at the start: a node first touched late shows its
+ * value then; a commit fails if a node read was changed meanwhile anyway). Its changes
  * are logged as operations and replayed on the live tree at commit, which fails with EAGAIN
  * exactly when a node the transaction *read* (READ, DIRECTORY, GET_PERMS) was changed by someone
  * else since; nodes it only wrote are not checked (xenstored's rule). A request that would make it

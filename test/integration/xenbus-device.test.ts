@@ -135,6 +135,43 @@ describe('XenbusDevice', () => {
     expect(await ts.xs.tryRead(`${g.devices[0]!.backend}/state`)).toBeUndefined();
   });
 
+  it('never re-creates a removed device, and reads a vanished other end as Unknown', async () => {
+    ts = await Toolstack.start({ log: () => undefined });
+    const result = deferred<{ publish: string; state: number; read: string | undefined; seen: number[] }>();
+    const go = deferred<void>();
+    const ready = deferred<void>();
+    const g = await ts.createDomain({
+      mode: 'local',
+      name: 'gone',
+      vdispl: [spec],
+      main: async (ctx: DomainContext) => {
+        const p = domainPlatform(ctx);
+        const dev = await XenbusDevice.open(p, 'frontend', 'device/vdispl/0');
+        const seen: number[] = [];
+        await dev.watchOtherend((s) => void seen.push(s));
+        ready.resolve();
+        await go.promise;
+        const publish = await dev.publish({ '0/req-ring-ref': 8 }, XenbusState.Initialised).then(() => 'published', (e: unknown) => (e instanceof XenbusError ? 'refused' : String(e)));
+        await new Promise((r) => setTimeout(r, 50));
+        result.resolve({ publish, state: await dev.otherendStateNow(), read: await dev.readOtherend('state'), seen });
+        await dev.close();
+      },
+    });
+    // The toolstack removes both directories (a detach), then the guest tries to publish.
+    await ready.promise;
+    await ts.xs.transaction(async (tx) => {
+      await tx.rm(g.devices[0]!.frontend);
+      await tx.rm(g.devices[0]!.backend);
+    });
+    go.resolve();
+    const r = await result.promise;
+    expect(r.publish).toBe('refused');
+    expect(await ts.xs.tryRead(g.devices[0]!.frontend)).toBeUndefined();
+    expect(r.state).toBe(XenbusState.Unknown);
+    expect(r.read).toBeUndefined();
+    expect(r.seen).toEqual([XenbusState.Initialising, XenbusState.Unknown]);
+  });
+
   it('delivers only real transitions, in order, even when the other end changes quickly', async () => {
     ts = await Toolstack.start({ log: () => undefined });
     const g = await ts.createDomain({ mode: 'local', name: 'fast', vdispl: [spec] });

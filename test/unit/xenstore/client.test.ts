@@ -235,7 +235,7 @@ describe('watches', () => {
     const a = await c.watch('/a', () => {});
     const b = await c.watch('/a', () => {});
     expect(a.token).not.toBe(b.token);
-    expect(a.token).toMatch(/^vdispl-\d+$/);
+    expect(a.token).toMatch(/^vdispl-[0-9a-z]+-[0-9a-z]+-\d+$/);
     expect(await codeOf(c.watch('/b', () => {}, { token: a.token }))).toBe('EEXIST');
     expect(d.stats.watches).toBe(2);
   });
