@@ -118,12 +118,22 @@ export class XenStore {
   /** @internal */
   detach(s: XsSession): void {
     this.sessions.delete(s);
+    this.watching.delete(s);
+  }
+
+  /** Sessions with at least one watch: a change costs nothing per idle connection. */
+  private readonly watching = new Set<XsSession>();
+
+  /** @internal */
+  setWatching(s: XsSession, on: boolean): void {
+    if (on) this.watching.add(s);
+    else this.watching.delete(s);
   }
 
   /** @internal Delivers `changes` to every matching watch whose connection may see them. */
   fire(changes: readonly Change[]): void {
     if (changes.length === 0) return;
-    for (const s of this.sessions) {
+    for (const s of this.watching) {
       try {
         s.deliver(changes);
       } catch {
@@ -465,6 +475,7 @@ export class XsSession {
     if (!this.privileged && this.watches.length >= this.quotas.watchesPerConnection) return err('E2BIG');
     const w: Watch = { path: r.abs, token, relative: r.relative, depth };
     this.watches.push(w);
+    this.store.setWatching(this, true);
     return ok(w);
   }
 
@@ -478,12 +489,14 @@ export class XsSession {
     const i = this.watches.findIndex((w) => w.path === r.abs && w.token === token);
     if (i < 0) return err('ENOENT');
     this.watches.splice(i, 1);
+    if (this.watches.length === 0) this.store.setWatching(this, false);
     return ok(undefined);
   }
 
   /** XS_RESET_WATCHES: drops every watch and transaction of this connection. */
   resetWatches(): void {
     this.watches.length = 0;
+    this.store.setWatching(this, false);
     this.transactions.clear();
   }
 
