@@ -1,0 +1,165 @@
+/**
+ * The frontend's shared buffer (Linux's xen-front-pgdir-shbuf), in both modes:
+ *
+ * - frontend-allocated: the buffer's pages are the guest's own (physically contiguous, so one
+ *   Uint8Array covers them); the directory pages and every buffer page are granted read-write to
+ *   the backend; the directory lists the buffer refs and chains its pages;
+ * - backend-allocated: only the directory pages are granted (read-write: the backend writes
+ *   gref[]); after the backend has filled them (DBUF_CREATE answered), `mapBackendPages` maps
+ *   those refs into ballooned gfns, all or nothing.
+ *
+ * `firstRef` is the gref_directory to send. `free()` unmaps (backend mode) and ends every grant;
+ * a grant the backend still maps is ended later by the grant layer, and its page freed only then.
+ */
+import { gntstMessage } from '../abi/grant-table.js';
+import { XEN_PAGE_SIZE } from '../abi/page-directory.js';
+import { XEN_ERRNO, xenErrnoName } from '../abi/xen-errno.js';
+import type { GrantMapping, Platform } from '../hypervisor/platform.js';
+import { geometry, readRefs, writeNext, writeRefs } from './directory.js';
+
+export type ShbufMode = 'frontend-alloc' | 'backend-alloc';
+
+export class ShbufError extends Error {
+  constructor(
+    message: string,
+    /** Negative Xen errno. */
+    readonly errno: number,
+  ) {
+    super(message);
+    this.name = 'ShbufError';
+  }
+}
+
+function errnoText(e: number): string {
+  return xenErrnoName(e) ?? String(e);
+}
+
+export interface FrontShbufOptions {
+  readonly platform: Platform;
+  readonly backendDomid: number;
+  readonly size: number;
+  readonly mode: ShbufMode;
+}
+
+export class FrontShbuf {
+  readonly pages: number;
+  private mapping: GrantMapping | undefined;
+  private freed = false;
+
+  private constructor(
+    private readonly platform: Platform,
+    readonly backendDomid: number,
+    readonly size: number,
+    readonly mode: ShbufMode,
+    private readonly dirGfns: Int32Array,
+    private readonly dirRefs: readonly number[],
+    /** Frontend mode: own pages; backend mode: ballooned gfns the backend's pages map at. */
+    private readonly bufGfns: Int32Array,
+    private readonly bufRefs: readonly number[],
+    private ownView: Uint8Array | undefined,
+  ) {
+    this.pages = bufGfns.length;
+  }
+
+  /** Allocates and grants; throws ShbufError (with nothing left allocated) when it cannot. */
+  static create(opts: FrontShbufOptions): FrontShbuf {
+    const { platform: p, backendDomid: be, size, mode } = opts;
+    if (!Number.isInteger(size) || size <= 0 || size > 0xffff_ffff) throw new ShbufError(`bad buffer size ${size}`, -XEN_ERRNO.EINVAL);
+    const g = geometry(size);
+    const undo: (() => void)[] = [];
+    const fail = (what: string, e: number): never => {
+      for (const u of undo.reverse()) u();
+      throw new ShbufError(`${what}: ${errnoText(e)}`, e < 0 ? e : -XEN_ERRNO.ENOMEM);
+    };
+    const dirGfns = p.memory.allocPages(g.dirPages);
+    if (typeof dirGfns === 'number') return fail(`allocating ${g.dirPages} directory pages`, dirGfns);
+    undo.push(() => p.memory.freePages(dirGfns));
+    const dirRefs = p.grants.grantAccessBatch(be, dirGfns, false);
+    if (typeof dirRefs === 'number') return fail('granting the directory', dirRefs);
+    undo.push(() => dirRefs.forEach((r) => p.grants.endAccess(r)));
+    const dirs = Array.from(dirGfns, (gfn) => p.memory.page(gfn)!);
+    dirs.forEach((d, i) => writeNext(d, dirRefs[i + 1] ?? 0));
+
+    if (mode === 'frontend-alloc') {
+      const bufGfns = p.memory.allocPages(g.pages, true);
+      if (typeof bufGfns === 'number') return fail(`allocating ${g.pages} buffer pages`, bufGfns);
+      undo.push(() => p.memory.freePages(bufGfns));
+      const bufRefs = p.grants.grantAccessBatch(be, bufGfns, false);
+      if (typeof bufRefs === 'number') return fail('granting the buffer', bufRefs);
+      writeRefs(dirs, bufRefs);
+      const view = p.memory.contiguous(bufGfns)!;
+      return new FrontShbuf(p, be, size, mode, dirGfns, dirRefs, bufGfns, bufRefs, view);
+    }
+    const balloon = p.memory.allocBallooned(g.pages);
+    if (typeof balloon === 'number') return fail(`reserving ${g.pages} gfns`, balloon);
+    writeRefs(dirs, []);
+    return new FrontShbuf(p, be, size, mode, dirGfns, dirRefs, balloon, [], undefined);
+  }
+
+  /** gref_directory for DBUF_CREATE (and GET_EDID). */
+  get firstRef(): number {
+    return this.dirRefs[0]!;
+  }
+
+  /** The directory pages (for tests and for reading what the backend wrote). */
+  directoryPages(): Uint8Array[] {
+    return Array.from(this.dirGfns, (g) => this.platform.memory.page(g)!);
+  }
+
+  /** The refs currently listed in the directory (the backend's, in backend mode after DBUF_CREATE). */
+  listedRefs(): Uint32Array {
+    const dirs = this.directoryPages();
+    const out = new Uint32Array(this.pages);
+    for (let d = 0; d < dirs.length; d++) readRefs(dirs[d]!, this.pages - d * 1023, out, d * 1023);
+    return out;
+  }
+
+  /**
+   * Backend mode, once DBUF_CREATE succeeded: maps the refs the backend wrote into the directory
+   * (read-write). On failure nothing stays mapped and the error is -ENXIO, as Linux reports it.
+   */
+  mapBackendPages(): void {
+    if (this.mode !== 'backend-alloc') throw new ShbufError('only a backend-allocated buffer maps the backend\'s pages', -XEN_ERRNO.EINVAL);
+    if (this.mapping) return;
+    const refs = this.listedRefs();
+    const m = this.platform.maps.map(this.backendDomid, refs, false, this.bufGfns);
+    if (!m.ok) throw new ShbufError(`mapping page ${m.index} (ref ${refs[m.index]}) of the backend's buffer: ${gntstMessage(m.status)}`, -XEN_ERRNO.ENXIO);
+    this.mapping = m.mapping;
+  }
+
+  /** The whole buffer as one view, when its pages are adjacent in machine memory. */
+  get view(): Uint8Array | undefined {
+    if (this.ownView) return this.ownView.subarray(0, this.size);
+    return this.mapping?.contiguous?.subarray(0, this.size);
+  }
+
+  /** Page `i` of the buffer (always available once mapped). */
+  page(i: number): Uint8Array {
+    if (i < 0 || i >= this.pages) throw new RangeError(`page ${i} of ${this.pages}`);
+    if (this.ownView) return this.ownView.subarray(i * XEN_PAGE_SIZE, (i + 1) * XEN_PAGE_SIZE);
+    if (!this.mapping) throw new ShbufError('the backend\'s pages are not mapped yet', -XEN_ERRNO.EINVAL);
+    return this.mapping.page(i);
+  }
+
+  get isFreed(): boolean {
+    return this.freed;
+  }
+
+  /**
+   * Unmaps the backend's pages (backend mode) and ends every grant. A grant still mapped by the
+   * backend is ended later; its page is freed then (the grant layer defers it).
+   */
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    const p = this.platform;
+    if (this.mapping) {
+      p.maps.unmap(this.mapping);
+      this.mapping = undefined;
+    }
+    this.ownView = undefined;
+    if (this.mode === 'backend-alloc') p.memory.freeBallooned(this.bufGfns);
+    this.bufRefs.forEach((r, i) => p.grants.endAccess(r, () => p.memory.freePages([this.bufGfns[i]!])));
+    this.dirRefs.forEach((r, i) => p.grants.endAccess(r, () => p.memory.freePages([this.dirGfns[i]!])));
+  }
+}
