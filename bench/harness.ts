@@ -58,6 +58,16 @@ export function versus(t: Timing, baselineName: string, baseline: Timing, note?:
   return m;
 }
 
+/** A microsecond latency compared with a baseline measured in the same run. */
+export function versusUs(t: Timing, baselineName: string, baseline: Timing, note: string): Metric {
+  return versus(t, baselineName, baseline, note, 1, 'us');
+}
+
+/** A microsecond latency that is itself a baseline (a physical limit measured in this run). */
+export function limitUs(t: Timing, note: string): Metric {
+  return { value: round(t.p50), unit: 'us', p50: round(t.p50), p99: round(t.p99), note };
+}
+
 /** p50 and p99 of raw samples (any unit). */
 export function percentiles(samples: ArrayLike<number>): Timing {
   const s = Array.from(samples).sort((a, b) => a - b);

@@ -9,7 +9,7 @@
 import { once } from 'node:events';
 import { type EmulatedPlatform, GrantMapBatch, GrantUnmapBatch, Machine } from '../src/hypervisor/index.js';
 import { startWorker } from '../src/hypervisor/worker-bootstrap.js';
-import { type Metric, percentiles, type Report, round, type Timing, timeOp, versus } from './harness.js';
+import { limitUs, percentiles, type Report, round, type Timing, timeOp, versus, versusUs } from './harness.js';
 
 const ROUNDS = 6000;
 const WARMUP = 1000;
@@ -46,10 +46,6 @@ export async function evtchnRtt(spinMicros: number): Promise<Timing> {
   } finally {
     await m.close();
   }
-}
-
-function rtt(t: Timing, baselineName: string, baseline: Timing, note: string): Metric {
-  return versus(t, baselineName, baseline, note, 1, 'us');
 }
 
 async function twoDomains(memoryMiB: number): Promise<{ m: Machine; guest: EmulatedPlatform; back: EmulatedPlatform }> {
@@ -122,13 +118,13 @@ async function shareEnd(report: Report): Promise<void> {
 
 export async function benchHypervisor(report: Report): Promise<void> {
   const sync = await rawPingPong('sync');
-  report.add('atomics_pingpong_rtt_us', { value: round(sync.p50), unit: 'us', p50: round(sync.p50), p99: round(sync.p99), note: 'Atomics.wait/notify between two workers: the limit' });
+  report.add('atomics_pingpong_rtt_us', limitUs(sync, 'Atomics.wait/notify between two workers: the limit'));
   const async = await rawPingPong('async');
-  report.add('atomics_waitasync_pingpong_rtt_us', rtt(async, 'atomics_pingpong_rtt_us', sync, 'Atomics.waitAsync between two workers'));
+  report.add('atomics_waitasync_pingpong_rtt_us', versusUs(async, 'atomics_pingpong_rtt_us', sync, 'Atomics.waitAsync between two workers'));
   const ev = await evtchnRtt(0);
-  report.add('evtchn_rtt_us', rtt(ev, 'atomics_pingpong_rtt_us', sync, `notify -> handler -> notify back between two worker domains; target p50 <= 1.3x; x${round(ev.p50 / async.p50, 2)} of atomics_waitasync_pingpong_rtt_us (the same wakeup an event loop can use). The blocking baseline varies between runs on this VM (13-110 us p50)`));
+  report.add('evtchn_rtt_us', versusUs(ev, 'atomics_pingpong_rtt_us', sync, `notify -> handler -> notify back between two worker domains; target p50 <= 1.3x; x${round(ev.p50 / async.p50, 2)} of atomics_waitasync_pingpong_rtt_us (the same wakeup an event loop can use). The blocking baseline varies between runs on this VM (13-110 us p50)`));
   const evSpin = await evtchnRtt(50);
-  report.add('evtchn_rtt_spin50_us', rtt(evSpin, 'atomics_pingpong_rtt_us', sync, 'same with spinMicros 50 in both domains'));
+  report.add('evtchn_rtt_spin50_us', versusUs(evSpin, 'atomics_pingpong_rtt_us', sync, 'same with spinMicros 50 in both domains'));
 
   await grantMap(report, 'grant_map_1080p_ms', 1920, 1080, '<= 0.2 ms');
   await grantMap(report, 'grant_map_4k_ms', 3840, 2160, '<= 1 ms');

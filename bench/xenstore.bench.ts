@@ -21,7 +21,7 @@ import { Toolstack } from '../src/toolstack/toolstack.js';
 import type { XsClient } from '../src/xenstore/client.js';
 import { connectPipe, connectSocket } from '../src/xenstore/client-transports.js';
 import { XenStoreDaemon } from '../src/xenstore/daemon.js';
-import { type Metric, percentiles, type Report, round, type Timing, timeOp, versus } from './harness.js';
+import { limitUs, percentiles, type Report, type Timing, timeOp, versusUs } from './harness.js';
 
 const ROUNDS = 4000;
 const WARMUP = 500;
@@ -48,14 +48,6 @@ async function clientLatency(xs: XsClient, rounds = ROUNDS): Promise<{ read: Tim
     write[i] = (performance.now() - t) * 1000;
   }
   return { read: percentiles(read.subarray(WARMUP)), write: percentiles(write.subarray(WARMUP)) };
-}
-
-function us(t: Timing, baselineName: string, baseline: Timing, note: string): Metric {
-  return versus(t, baselineName, baseline, note, 1, 'us');
-}
-
-function plain(t: Timing, note: string): Metric {
-  return { value: round(t.p50), unit: 'us', p50: round(t.p50), p99: round(t.p99), note };
 }
 
 function spawnReady(args: string[], match: string): Promise<ChildProcess> {
@@ -110,15 +102,15 @@ async function inProcess(report: Report): Promise<void> {
   session.write('/bench/key', new TextEncoder().encode(VALUE));
   const core = timeOp(() => session.read('/bench/key'), 200);
   const coreUs = { p50: core.p50 / 1000, p99: core.p99 / 1000 };
-  report.add('xs_core_read_us', plain(coreUs, 'XsSession.read in the store core, no wire: the in-process limit'));
+  report.add('xs_core_read_us', limitUs(coreUs, 'XsSession.read in the store core, no wire: the in-process limit'));
   const xs = connectPipe(daemon);
   const r = await clientLatency(xs);
-  report.add('xs_read_us', us(r.read, 'xs_core_read_us', coreUs, 'in-process XsClient over a pipe (wire encode/decode, promise); target <= 10 us'));
-  report.add('xs_write_us', us(r.write, 'xs_core_read_us', coreUs, 'in-process XsClient over a pipe; target <= 10 us'));
+  report.add('xs_read_us', versusUs(r.read, 'xs_core_read_us', coreUs, 'in-process XsClient over a pipe (wire encode/decode, promise); target <= 10 us'));
+  report.add('xs_write_us', versusUs(r.write, 'xs_core_read_us', coreUs, 'in-process XsClient over a pipe; target <= 10 us'));
   const idle = Array.from({ length: 512 }, () => connectPipe(daemon));
   const r512 = await clientLatency(xs);
-  report.add('xs_read_512conn_us', us(r512.read, 'xs_read_us', r.read, 'in-process, 512 idle connections open'));
-  report.add('xs_write_512conn_us', us(r512.write, 'xs_write_us', r.write, 'in-process, 512 idle connections open'));
+  report.add('xs_read_512conn_us', versusUs(r512.read, 'xs_read_us', r.read, 'in-process, 512 idle connections open'));
+  report.add('xs_write_512conn_us', versusUs(r512.write, 'xs_write_us', r.write, 'in-process, 512 idle connections open'));
   for (const c of idle) c.close();
   xs.close();
   session.close();
@@ -132,15 +124,15 @@ async function overSocket(report: Report): Promise<void> {
   const daemon = await spawnReady(['bin/vdispl.js', 'xenstored', '--socket', xsPath], 'listening');
   try {
     const base = await echoRtt(echoPath);
-    report.add('unix_socket_echo_rtt_us', plain(base, 'request/reply over a unix socket between two Node processes: the socket limit'));
+    report.add('unix_socket_echo_rtt_us', limitUs(base, 'request/reply over a unix socket between two Node processes: the socket limit'));
     const xs = await connectSocket(xsPath);
     const r = await clientLatency(xs);
-    report.add('xs_read_socket_us', us(r.read, 'unix_socket_echo_rtt_us', base, 'Node client -> vdispl xenstored process; C xenstored anchor ~93 us; target <= 50 us'));
-    report.add('xs_write_socket_us', us(r.write, 'unix_socket_echo_rtt_us', base, 'Node client -> vdispl xenstored process; C anchor ~140 us; target <= 50 us'));
+    report.add('xs_read_socket_us', versusUs(r.read, 'unix_socket_echo_rtt_us', base, 'Node client -> vdispl xenstored process; C xenstored anchor ~93 us; target <= 50 us'));
+    report.add('xs_write_socket_us', versusUs(r.write, 'unix_socket_echo_rtt_us', base, 'Node client -> vdispl xenstored process; C anchor ~140 us; target <= 50 us'));
     const idle = await idleSockets(xsPath, 512);
     const r512 = await clientLatency(xs);
-    report.add('xs_read_socket_512conn_us', us(r512.read, 'xs_read_socket_us', r.read, 'socket, 512 idle connections open; target flat'));
-    report.add('xs_write_socket_512conn_us', us(r512.write, 'xs_write_socket_us', r.write, 'socket, 512 idle connections open; C anchor ~758 us; target flat'));
+    report.add('xs_read_socket_512conn_us', versusUs(r512.read, 'xs_read_socket_us', r.read, 'socket, 512 idle connections open; target flat'));
+    report.add('xs_write_socket_512conn_us', versusUs(r512.write, 'xs_write_socket_us', r.write, 'socket, 512 idle connections open; C anchor ~758 us; target flat'));
     for (const s of idle) s.destroy();
     xs.close();
   } finally {
@@ -183,9 +175,9 @@ async function overRing(report: Report, spinMicros: number): Promise<void> {
     const sfx = spinMicros > 0 ? `_spin${spinMicros}` : '';
     const how = spinMicros > 0 ? `, both event loops spinning ${spinMicros} us before sleeping` : '';
     const base = `evtchn_rtt_guest_dom0${sfx}_us`;
-    report.add(base, plain(evtchn, `event channel ping-pong, worker guest <-> dom0 main thread${how}: the ring limit`));
-    report.add(`xs_read_ring${sfx}_us`, us(percentiles(r.read.slice(WARMUP)), base, evtchn, `guest worker over its xenstore ring page${how}; target <= 50 us`));
-    report.add(`xs_write_ring${sfx}_us`, us(percentiles(r.write.slice(WARMUP)), base, evtchn, `guest worker over its xenstore ring page${how}; target <= 50 us`));
+    report.add(base, limitUs(evtchn, `event channel ping-pong, worker guest <-> dom0 main thread${how}: the ring limit`));
+    report.add(`xs_read_ring${sfx}_us`, versusUs(percentiles(r.read.slice(WARMUP)), base, evtchn, `guest worker over its xenstore ring page${how}; target <= 50 us`));
+    report.add(`xs_write_ring${sfx}_us`, versusUs(percentiles(r.write.slice(WARMUP)), base, evtchn, `guest worker over its xenstore ring page${how}; target <= 50 us`));
   } finally {
     await ts.close();
   }

@@ -14,7 +14,7 @@ import { GNTST_bad_gntref, GNTST_general_error, GNTST_no_space, GNTST_permission
 import { PGDIR_GREFS_PER_PAGE } from '../abi/page-directory.js';
 import { XEN_ERRNO, xenErrnoName } from '../abi/xen-errno.js';
 import type { GrantMapping, Platform } from '../hypervisor/platform.js';
-import { geometry, readNext, readRefs, writeRefs } from './directory.js';
+import { geometry, readPage, setRefs } from './directory.js';
 
 export type ShbufResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly errno: number; readonly message: string };
 
@@ -70,10 +70,10 @@ function walk(
     if (!m.ok) return fail(errnoForGntst(m.status), `directory page ${d} (ref ${ref}): ${gntstMessage(m.status)}`);
     const page = m.mapping.page(0);
     const at = d * PGDIR_GREFS_PER_PAGE;
-    const count = Math.min(PGDIR_GREFS_PER_PAGE, g.pages - at);
-    if (fill) writeRefs([page], fill.subarray(at, at + count));
-    else readRefs(page, count, refs, at);
-    const next = readNext(page);
+    const listed = readPage(page);
+    if (fill) setRefs([page], fill, d);
+    else refs.set(listed.gref.subarray(0, Math.min(PGDIR_GREFS_PER_PAGE, g.pages - at)), at);
+    const next = listed.gref_dir_next_page;
     p.maps.unmap(m.mapping);
     if (d === g.dirPages - 1 && next !== 0) {
       return fail(-XEN_ERRNO.EINVAL, `the directory has more pages than the ${g.dirPages} a ${size}-byte buffer needs (next ref ${next})`);

@@ -1,55 +1,52 @@
 /**
- * Page-directory geometry and writing, shared by both ends: a buffer of `size` bytes has
- * ceil(size/4096) pages, listed 1023 per directory page, the pages chained through
- * gref_dir_next_page (0 ends the chain). Pure: works on page views.
+ * Page-directory chains over the ABI codec (`abi/page-directory.ts`), shared by both ends: a
+ * buffer of `size` bytes has ceil(size/4096) pages, listed PGDIR_GREFS_PER_PAGE per directory
+ * page, the pages chained through gref_dir_next_page (0 ends the chain). Pure: works on page views.
  */
-import { PGDIR_GREF_OFFSET, PGDIR_GREFS_PER_PAGE, PGDIR_NEXT_OFFSET, pagesForBytes, XEN_PAGE_SIZE } from '../abi/page-directory.js';
+import {
+  decodePageDirectory, directoryPagesFor, encodePageDirectory, type PageDirectory, pagesForBytes, PGDIR_GREFS_PER_PAGE,
+} from '../abi/page-directory.js';
 
 export interface DirectoryGeometry {
   /** Buffer pages: ceil(size / 4096), at least 1. */
   readonly pages: number;
-  /** Directory pages: ceil(pages / 1023). */
+  /** Directory pages listing them. */
   readonly dirPages: number;
 }
 
 export function geometry(size: number): DirectoryGeometry {
   const pages = Math.max(1, pagesForBytes(size));
-  return { pages, dirPages: Math.ceil(pages / PGDIR_GREFS_PER_PAGE) };
+  return { pages, dirPages: directoryPagesFor(pages) };
 }
 
-function words(page: Uint8Array): DataView {
-  if (page.byteLength < XEN_PAGE_SIZE) throw new RangeError(`a directory page needs ${XEN_PAGE_SIZE} bytes, got ${page.byteLength}`);
-  return new DataView(page.buffer, page.byteOffset, XEN_PAGE_SIZE);
+/** The refs directory page `d` of a chain holds, out of all of them. */
+function slice(refs: ArrayLike<number>, d: number): ArrayLike<number> {
+  return Array.prototype.slice.call(refs, d * PGDIR_GREFS_PER_PAGE, (d + 1) * PGDIR_GREFS_PER_PAGE) as number[];
 }
 
-/** Links directory page `page` to the next one (0: the last). */
-export function writeNext(page: Uint8Array, next: number): void {
-  words(page).setUint32(PGDIR_NEXT_OFFSET, next >>> 0, true);
+/** Reads one directory page (always a full page here: views of mapped or own pages). */
+export function readPage(page: Uint8Array): PageDirectory {
+  const d = decodePageDirectory(page);
+  if (!d.ok) throw d.error;
+  return d.value;
 }
 
-export function readNext(page: Uint8Array): number {
-  return words(page).getUint32(PGDIR_NEXT_OFFSET, true);
+/** Writes a whole chain: page d links to `dirRefs[d + 1]` (0 on the last) and lists its share of `refs`. */
+export function writeChain(dirs: readonly Uint8Array[], dirRefs: readonly number[], refs: ArrayLike<number>): void {
+  dirs.forEach((page, d) => encodePageDirectory({ gref_dir_next_page: dirRefs[d + 1] ?? 0, gref: slice(refs, d) }, page));
 }
 
-/**
- * Writes `refs` into the gref[] arrays of the chain's pages, 1023 per page, in order; the rest
- * of each page's gref[] is zeroed. `dirs` must hold enough pages.
- */
-export function writeRefs(dirs: readonly Uint8Array[], refs: ArrayLike<number>): void {
-  const need = Math.ceil(refs.length / PGDIR_GREFS_PER_PAGE);
-  if (dirs.length < need) throw new RangeError(`${refs.length} refs need ${need} directory pages, got ${dirs.length}`);
-  for (let d = 0; d < dirs.length; d++) {
-    const v = words(dirs[d]!);
-    for (let i = 0; i < PGDIR_GREFS_PER_PAGE; i++) {
-      const k = d * PGDIR_GREFS_PER_PAGE + i;
-      v.setUint32(PGDIR_GREF_OFFSET + 4 * i, k < refs.length ? refs[k]! >>> 0 : 0, true);
-    }
-  }
+/** Fills the gref[] arrays of a chain's pages with `refs`, keeping their links (the be-alloc backend's write). */
+export function setRefs(dirs: readonly Uint8Array[], refs: ArrayLike<number>, firstPage = 0): void {
+  dirs.forEach((page, i) => encodePageDirectory({ gref_dir_next_page: readPage(page).gref_dir_next_page, gref: slice(refs, firstPage + i) }, page));
 }
 
-/** Reads up to `count` refs from one directory page's gref[]. */
-export function readRefs(page: Uint8Array, count: number, out: Uint32Array, at: number): void {
-  const v = words(page);
-  const n = Math.min(count, PGDIR_GREFS_PER_PAGE);
-  for (let i = 0; i < n; i++) out[at + i] = v.getUint32(PGDIR_GREF_OFFSET + 4 * i, true);
+/** The first `count` refs listed by a chain's pages. */
+export function listRefs(dirs: readonly Uint8Array[], count: number): Uint32Array {
+  const out = new Uint32Array(count);
+  dirs.forEach((page, d) => {
+    const at = d * PGDIR_GREFS_PER_PAGE;
+    if (at < count) out.set(readPage(page).gref.subarray(0, Math.min(PGDIR_GREFS_PER_PAGE, count - at)), at);
+  });
+  return out;
 }

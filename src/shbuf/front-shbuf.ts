@@ -15,7 +15,7 @@ import { gntstMessage } from '../abi/grant-table.js';
 import { XEN_PAGE_SIZE } from '../abi/page-directory.js';
 import { XEN_ERRNO, xenErrnoName } from '../abi/xen-errno.js';
 import type { GrantMapping, Platform } from '../hypervisor/platform.js';
-import { geometry, readRefs, writeNext, writeRefs } from './directory.js';
+import { geometry, listRefs, writeChain } from './directory.js';
 
 export type ShbufMode = 'frontend-alloc' | 'backend-alloc';
 
@@ -78,7 +78,6 @@ export class FrontShbuf {
     if (typeof dirRefs === 'number') return fail('granting the directory', dirRefs);
     undo.push(() => dirRefs.forEach((r) => p.grants.endAccess(r)));
     const dirs = Array.from(dirGfns, (gfn) => p.memory.page(gfn)!);
-    dirs.forEach((d, i) => writeNext(d, dirRefs[i + 1] ?? 0));
 
     if (mode === 'frontend-alloc') {
       const bufGfns = p.memory.allocPages(g.pages, true);
@@ -86,13 +85,13 @@ export class FrontShbuf {
       undo.push(() => p.memory.freePages(bufGfns));
       const bufRefs = p.grants.grantAccessBatch(be, bufGfns, false);
       if (typeof bufRefs === 'number') return fail('granting the buffer', bufRefs);
-      writeRefs(dirs, bufRefs);
+      writeChain(dirs, dirRefs, bufRefs);
       const view = p.memory.contiguous(bufGfns)!;
       return new FrontShbuf(p, be, size, mode, dirGfns, dirRefs, bufGfns, bufRefs, view);
     }
     const balloon = p.memory.allocBallooned(g.pages);
     if (typeof balloon === 'number') return fail(`reserving ${g.pages} gfns`, balloon);
-    writeRefs(dirs, []);
+    writeChain(dirs, dirRefs, []);
     return new FrontShbuf(p, be, size, mode, dirGfns, dirRefs, balloon, [], undefined);
   }
 
@@ -108,10 +107,7 @@ export class FrontShbuf {
 
   /** The refs currently listed in the directory (the backend's, in backend mode after DBUF_CREATE). */
   listedRefs(): Uint32Array {
-    const dirs = this.directoryPages();
-    const out = new Uint32Array(this.pages);
-    for (let d = 0; d < dirs.length; d++) readRefs(dirs[d]!, this.pages - d * 1023, out, d * 1023);
-    return out;
+    return listRefs(this.directoryPages(), this.pages);
   }
 
   /**

@@ -7,7 +7,7 @@
  * channel for the other end and to publish several nodes in one transaction.
  */
 import { parseXenbusState, XenbusState, type XenbusStateValue, xenbusStateName } from '../abi/xenbus-state.js';
-import { xenErrnoName } from '../abi/xen-errno.js';
+import { XEN_ERRNO, xenErrnoName } from '../abi/xen-errno.js';
 import { XsError, type XsOps, type XsWatch } from '../xenstore/client.js';
 import { domainPath, relativeTo } from '../xenstore/path.js';
 import type { XenPlatform } from './xen-platform.js';
@@ -114,14 +114,7 @@ export class XenbusDevice {
    * device the toolstack already removed is not re-created).
    */
   async switchState(state: XenbusStateValue): Promise<void> {
-    if (state === this.state) return;
-    await this.xs.transaction(async (tx) => {
-      if ((await tx.tryRead(`${this.nodename}/state`)) === undefined) {
-        throw new XenbusError(`${this.nodename}/state is gone: cannot switch to ${xenbusStateName(state)}`);
-      }
-      await tx.write(`${this.nodename}/state`, String(state));
-    });
-    this.state = state;
+    if (state !== this.state) await this.publish({}, state);
   }
 
   /**
@@ -144,7 +137,7 @@ export class XenbusDevice {
         }
       });
       this.chain = link.catch((e: unknown) => {
-        void this.devError(-5, `handling ${xenbusStateName(this.otherendState)} of the other end: ${e instanceof Error ? e.message : String(e)}`).catch(() => undefined);
+        void this.devError(-XEN_ERRNO.EIO, `handling ${xenbusStateName(this.otherendState)} of the other end: ${e instanceof Error ? e.message : String(e)}`).catch(() => undefined);
       });
       return this.chain;
     };
@@ -200,7 +193,8 @@ export class XenbusDevice {
     await this.xs.transaction(async (tx: XsOps) => {
       // The device must still exist: never re-create one the toolstack removed.
       if ((await tx.tryRead(`${this.nodename}/state`)) === undefined) {
-        throw new XenbusError(`${this.nodename} is gone: not publishing ${Object.keys(nodes).join(', ')}`);
+        const what = [...Object.keys(nodes), ...(state !== undefined ? [`state ${xenbusStateName(state)}`] : [])];
+        throw new XenbusError(`${this.nodename} is gone: not writing ${what.join(', ')}`);
       }
       for (const [k, v] of Object.entries(nodes)) await tx.write(`${this.nodename}/${k}`, String(v));
       if (state !== undefined) await tx.write(`${this.nodename}/state`, String(state));

@@ -34,20 +34,6 @@ export async function socketTransport(path: string): Promise<XsTransport> {
   };
 }
 
-export function pipeTransport(daemon: XenStoreDaemon, opts: { domid?: number; privileged?: boolean } = {}): XsTransport {
-  let receive: ((bytes: Uint8Array) => void) | undefined;
-  let closed: ((reason: string) => void) | undefined;
-  // Replies are handed over on a microtask, not inside the daemon's call stack: a client's
-  // continuation then never runs while the daemon is mid-request (re-entrancy).
-  const pipe = daemon.pipe((bytes) => queueMicrotask(() => receive?.(bytes)), { ...opts, onClose: (reason) => queueMicrotask(() => closed?.(reason)) });
-  return {
-    send: (bytes) => pipe.send(bytes),
-    onData: (r) => void (receive = r),
-    onClose: (cb) => void (closed = cb),
-    close: () => pipe.close(),
-  };
-}
-
 /** The guest side of the xenstore ring: the page at `store.gfn`, signalled through `store.port`. */
 export function ringTransport(platform: Platform, store: NonNullable<StartInfo['store']>): XsTransport {
   const page = platform.memory.page(store.gfn);
@@ -82,7 +68,7 @@ export async function connectSocket(path = defaultSocketPath()): Promise<XsClien
 
 /** A client in the daemon's own process (dom0 unless told otherwise). */
 export function connectPipe(daemon: XenStoreDaemon, opts: { domid?: number; privileged?: boolean } = {}): XsClient {
-  return new XsClient(pipeTransport(daemon, opts));
+  return new XsClient(daemon.pipe(opts));
 }
 
 const guestClients = new WeakMap<Platform, XsClient>();

@@ -10,7 +10,7 @@ import {
   XS_RELEASE, XS_RESET_WATCHES, XS_RM, XS_SET_PERMS, XS_TRANSACTION_END, XS_TRANSACTION_START, XS_UNWATCH, XS_WATCH,
   XS_WATCH_EVENT, XS_WRITE, XS_TYPE_NAMES, XS_DIRECTORY_PART,
 } from '../abi/xs-wire.js';
-import { formatPerms, parsePerms, type XsPerms } from './perms.js';
+import { formatPerm, parsePerms, type XsPerms } from './perms.js';
 
 /** A byte stream to xenstored. */
 export interface XsTransport {
@@ -134,20 +134,75 @@ export interface XsOps {
   setPerms(path: string, perms: XsPerms | readonly string[]): Promise<void>;
 }
 
-class TxOps implements XsOps {
+/** The operations, bound to one transaction (0: none). */
+class OpsIn implements XsOps {
   constructor(
     private readonly c: XsClient,
-    readonly id: number,
+    private readonly tx: number,
   ) {}
-  read = (p: string): Promise<Uint8Array> => this.c.readIn(this.id, p);
-  readString = async (p: string): Promise<string> => decoder.decode(await this.c.readIn(this.id, p));
-  tryRead = (p: string): Promise<string | undefined> => this.c.tryReadIn(this.id, p);
-  write = (p: string, v: string | Uint8Array): Promise<void> => this.c.writeIn(this.id, p, v);
-  mkdir = (p: string): Promise<void> => this.c.simple(XS_MKDIR, this.id, p);
-  rm = (p: string): Promise<void> => this.c.simple(XS_RM, this.id, p);
-  directory = (p: string): Promise<string[]> => this.c.directoryIn(this.id, p);
-  getPerms = (p: string): Promise<XsPerms> => this.c.getPermsIn(this.id, p);
-  setPerms = (p: string, perms: XsPerms | readonly string[]): Promise<void> => this.c.setPermsIn(this.id, p, perms);
+
+  read(path: string): Promise<Uint8Array> {
+    return this.c.request(XS_READ, [path], { tx: this.tx, path });
+  }
+
+  async readString(path: string): Promise<string> {
+    return decoder.decode(await this.read(path));
+  }
+
+  async tryRead(path: string): Promise<string | undefined> {
+    try {
+      return await this.readString(path);
+    } catch (e) {
+      if (e instanceof XsError && e.code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async write(path: string, value: string | Uint8Array): Promise<void> {
+    await this.c.request(XS_WRITE, [path], { tx: this.tx, value, path });
+  }
+
+  async mkdir(path: string): Promise<void> {
+    await this.c.request(XS_MKDIR, [path], { tx: this.tx, path });
+  }
+
+  async rm(path: string): Promise<void> {
+    await this.c.request(XS_RM, [path], { tx: this.tx, path });
+  }
+
+  async directory(path: string): Promise<string[]> {
+    const tx = this.tx;
+    try {
+      return xsStringList(await this.c.request(XS_DIRECTORY, [path], { tx, path }));
+    } catch (e) {
+      if (!(e instanceof XsError) || e.code !== 'E2BIG') throw e;
+    }
+    // Too many children for one reply: page through XS_DIRECTORY_PART.
+    const out: string[] = [];
+    let offset = 0;
+    let gen: string | undefined;
+    for (;;) {
+      const [g = '', ...names] = xsStringList(await this.c.request(XS_DIRECTORY_PART, [path, String(offset)], { tx, path }));
+      if (gen !== undefined && g !== gen) return this.directory(path); // changed meanwhile: restart
+      gen = g;
+      const done = names.length > 0 && names[names.length - 1] === '';
+      const got = done ? names.slice(0, -1) : names;
+      out.push(...got);
+      offset += got.reduce((n, s) => n + Buffer.byteLength(s) + 1, 0);
+      if (done || got.length === 0) return out;
+    }
+  }
+
+  async getPerms(path: string): Promise<XsPerms> {
+    const perms = parsePerms(xsStringList(await this.c.request(XS_GET_PERMS, [path], { tx: this.tx, path })));
+    if (!perms) throw new XsError('EPROTO', 'XS_GET_PERMS', path);
+    return perms;
+  }
+
+  async setPerms(path: string, perms: XsPerms | readonly string[]): Promise<void> {
+    const texts = perms.map((p) => (typeof p === 'string' ? p : formatPerm(p)));
+    await this.c.request(XS_SET_PERMS, [path, ...texts], { tx: this.tx, path });
+  }
 }
 
 export class XsClient implements XsOps {
@@ -227,101 +282,42 @@ export class XsClient implements XsOps {
     });
   }
 
-  /** @internal */
-  async simple(type: number, tx: number, path: string): Promise<void> {
-    await this.request(type, [path], { tx, path });
-  }
-
-  /** @internal */
-  readIn(tx: number, path: string): Promise<Uint8Array> {
-    return this.request(XS_READ, [path], { tx, path });
-  }
-
-  /** @internal */
-  async tryReadIn(tx: number, path: string): Promise<string | undefined> {
-    try {
-      return decoder.decode(await this.readIn(tx, path));
-    } catch (e) {
-      if (e instanceof XsError && e.code === 'ENOENT') return undefined;
-      throw e;
-    }
-  }
-
-  /** @internal */
-  async writeIn(tx: number, path: string, value: string | Uint8Array): Promise<void> {
-    await this.request(XS_WRITE, [path], { tx, value, path });
-  }
-
-  /** @internal */
-  async directoryIn(tx: number, path: string): Promise<string[]> {
-    try {
-      return xsStringList(await this.request(XS_DIRECTORY, [path], { tx, path }));
-    } catch (e) {
-      if (!(e instanceof XsError) || e.code !== 'E2BIG') throw e;
-    }
-    // Too many children for one reply: page through XS_DIRECTORY_PART.
-    const out: string[] = [];
-    let offset = 0;
-    let gen: string | undefined;
-    for (;;) {
-      const [g = '', ...names] = xsStringList(await this.request(XS_DIRECTORY_PART, [path, String(offset)], { tx, path }));
-      if (gen !== undefined && g !== gen) return this.directoryIn(tx, path); // changed meanwhile: restart
-      gen = g;
-      const done = names.length > 0 && names[names.length - 1] === '';
-      const got = done ? names.slice(0, -1) : names;
-      out.push(...got);
-      offset += got.reduce((n, s) => n + Buffer.byteLength(s) + 1, 0);
-      if (done || got.length === 0) return out;
-    }
-  }
-
-  /** @internal */
-  async getPermsIn(tx: number, path: string): Promise<XsPerms> {
-    const perms = parsePerms(xsStringList(await this.request(XS_GET_PERMS, [path], { tx, path })));
-    if (!perms) throw new XsError('EPROTO', 'XS_GET_PERMS', path);
-    return perms;
-  }
-
-  /** @internal */
-  async setPermsIn(tx: number, path: string, perms: XsPerms | readonly string[]): Promise<void> {
-    const texts = perms.map((p) => (typeof p === 'string' ? p : formatPerms([p])[0]!));
-    await this.request(XS_SET_PERMS, [path, ...texts], { tx, path });
-  }
+  private readonly root = new OpsIn(this, 0);
 
   read(path: string): Promise<Uint8Array> {
-    return this.readIn(0, path);
+    return this.root.read(path);
   }
 
-  async readString(path: string): Promise<string> {
-    return decoder.decode(await this.readIn(0, path));
+  readString(path: string): Promise<string> {
+    return this.root.readString(path);
   }
 
   tryRead(path: string): Promise<string | undefined> {
-    return this.tryReadIn(0, path);
+    return this.root.tryRead(path);
   }
 
   write(path: string, value: string | Uint8Array): Promise<void> {
-    return this.writeIn(0, path, value);
+    return this.root.write(path, value);
   }
 
   mkdir(path: string): Promise<void> {
-    return this.simple(XS_MKDIR, 0, path);
+    return this.root.mkdir(path);
   }
 
   rm(path: string): Promise<void> {
-    return this.simple(XS_RM, 0, path);
+    return this.root.rm(path);
   }
 
   directory(path: string): Promise<string[]> {
-    return this.directoryIn(0, path);
+    return this.root.directory(path);
   }
 
   getPerms(path: string): Promise<XsPerms> {
-    return this.getPermsIn(0, path);
+    return this.root.getPerms(path);
   }
 
   setPerms(path: string, perms: XsPerms | readonly string[]): Promise<void> {
-    return this.setPermsIn(0, path, perms);
+    return this.root.setPerms(path, perms);
   }
 
   async getDomainPath(domid: number): Promise<string> {
@@ -359,7 +355,7 @@ export class XsClient implements XsOps {
       const id = Number(xsStringList(await this.request(XS_TRANSACTION_START, ['']))[0]);
       let result: T;
       try {
-        result = await body(new TxOps(this, id));
+        result = await body(new OpsIn(this, id));
       } catch (e) {
         await this.request(XS_TRANSACTION_END, ['F'], { tx: id }).catch(() => undefined);
         throw e;

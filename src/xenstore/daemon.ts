@@ -7,6 +7,7 @@
  */
 import type { XsErrorName } from '../abi/xs-wire.js';
 import type { Platform } from '../hypervisor/platform.js';
+import type { XsTransport } from './client.js';
 import type { XsQuotas } from './quotas.js';
 import { GuestRingConnection } from './ring-server.js';
 import { type DomainControl, XsConnection } from './server-connection.js';
@@ -18,12 +19,6 @@ export interface DaemonOptions {
   /** dom0's platform, to map guests' rings; without it XS_INTRODUCE answers ENOSYS. */
   readonly platform?: Platform;
   readonly log?: (text: string) => void;
-}
-
-/** An in-process connection: bytes in with `send`, bytes out through the receiver given at open. */
-export interface XsPipe {
-  send(bytes: Uint8Array): void;
-  close(): void;
 }
 
 export interface DaemonStats extends StoreStats {
@@ -42,22 +37,30 @@ export class XenStoreDaemon implements DomainControl {
     this.log = opts.log ?? ((t) => process.stderr.write(`${t}\n`));
   }
 
-  /** Opens a connection in this process (dom0 and privileged unless told otherwise). */
-  pipe(receive: (bytes: Uint8Array) => void, opts: { domid?: number; privileged?: boolean; onClose?: (reason: string) => void } = {}): XsPipe {
+  /**
+   * Opens a connection in this process (dom0 and privileged unless told otherwise), as a client
+   * transport. Replies are handed over on a microtask, not inside the daemon's call stack, so a
+   * client's continuation never runs while the daemon is mid-request.
+   */
+  pipe(opts: { domid?: number; privileged?: boolean } = {}): XsTransport {
     const domid = opts.domid ?? 0;
+    let receive: ((bytes: Uint8Array) => void) | undefined;
+    let onClose: ((reason: string) => void) | undefined;
     let closed = false;
     const conn = new XsConnection(this.store, { domid, privileged: opts.privileged ?? domid === 0, control: this, log: this.log }, {
-      send: (bytes) => {
-        if (!closed) receive(bytes);
-      },
+      send: (bytes) => queueMicrotask(() => {
+        if (!closed) receive?.(bytes);
+      }),
       close: (reason) => {
         if (closed) return;
         closed = true;
-        opts.onClose?.(reason);
+        queueMicrotask(() => onClose?.(reason));
       },
     });
     return {
       send: (bytes) => conn.receive(bytes),
+      onData: (r) => void (receive = r),
+      onClose: (cb) => void (onClose = cb),
       close: () => {
         closed = true;
         conn.close();

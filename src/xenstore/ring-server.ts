@@ -77,7 +77,7 @@ export class GuestRingConnection {
   private broken(code: number, message: string): void {
     if (this.closed) return;
     this.log(`xenstored: domain ${this.domid}: ${message}; ignoring its connection`);
-    if (this.mapping.count > 0) this.stream.ring.set('error', code);
+    this.stream.ring.set('error', code);
     this.conn.close();
     this.platform.events.off(this.localPort);
   }

@@ -13,6 +13,7 @@ import {
   type XsErrorName, type XsMessage, XsStreamParser,
 } from '../abi/xs-wire.js';
 import { DOMID_FIRST_RESERVED } from '../abi/event-channel.js';
+import { domainPath } from './path.js';
 import { formatPerms, parsePerms } from './perms.js';
 import type { XenStore, XsResult, XsSession } from './store.js';
 
@@ -104,10 +105,6 @@ export class XsConnection {
     });
   }
 
-  get domid(): number {
-    return this.opts.domid;
-  }
-
   get isClosed(): boolean {
     return this.closed;
   }
@@ -184,7 +181,7 @@ export class XsConnection {
     const tx = m.tx_id;
     const args = strings(m.payload);
     const one = args?.length === 1 ? args[0]! : undefined;
-    const done = (r: XsResult<unknown>, ok: () => Uint8Array = () => OK): Reply => (r.ok ? ok() : r.error);
+    const done = (r: XsResult<unknown>): Reply => (r.ok ? OK : r.error);
     // In xenstored's order (process_message): unknown type, privilege, then the transaction id,
     // which must exist for every request but (UN)WATCH.
     if (!HANDLED.has(m.type)) return ['ENOSYS'];
@@ -214,7 +211,7 @@ export class XsConnection {
         const nul = m.payload.indexOf(0);
         if (nul < 0) return ['EINVAL'];
         const path = Buffer.from(m.payload.buffer, m.payload.byteOffset, nul).toString('latin1');
-        return [done(s.write(path, m.payload.slice(nul + 1), tx))];
+        return [done(s.write(path, m.payload.subarray(nul + 1), tx)) /* the store copies */];
       }
       case XS_MKDIR:
         return [one === undefined ? 'EINVAL' : done(s.mkdir(one, tx))];
@@ -250,7 +247,7 @@ export class XsConnection {
       }
       case XS_GET_DOMAIN_PATH: {
         const d = parseDomid(one);
-        return [d === undefined ? 'EINVAL' : bytesOf(`${s.getDomainPath(d)}\0`)];
+        return [d === undefined ? 'EINVAL' : bytesOf(`${domainPath(d)}\0`)];
       }
       case XS_IS_DOMAIN_INTRODUCED: {
         const d = parseDomid(one);

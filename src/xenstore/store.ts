@@ -5,7 +5,7 @@
  * (`tools/xenstored/xenstored_core.c`, `_transaction.c`, `_watch.c`, `_domain.c`).
  */
 import type { XsErrorName } from '../abi/xs-wire.js';
-import { baseName, childPath, domainPath, INTRODUCE_DOMAIN, parentPath, RELEASE_DOMAIN, type ResolvedPath, resolvePath } from './path.js';
+import { baseName, childPath, INTRODUCE_DOMAIN, parentPath, RELEASE_DOMAIN, type ResolvedPath, resolvePath } from './path.js';
 import { accessFor, type Caller, canRead, type XsPerms } from './perms.js';
 import { DEFAULT_XS_QUOTAS, type XsQuotas } from './quotas.js';
 import { Transaction, type TxOp } from './transaction.js';
@@ -405,10 +405,6 @@ export class XsSession {
       return ok(undefined);
     }
     return this.modify(tx, { op: 'setPerms', path: r.abs, perms }, (v, c) => this.doSetPerms(v, r.abs, perms, c));
-  }
-
-  getDomainPath(domid: number): string {
-    return domainPath(domid);
   }
 
   // ---- transactions ----

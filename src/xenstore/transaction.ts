@@ -45,11 +45,6 @@ export class Transaction implements TreeView {
     private readonly limit = Number.POSITIVE_INFINITY,
   ) {}
 
-  /** Nodes this transaction has touched (read or written). */
-  get touched(): number {
-    return this.overlay.size;
-  }
-
   get(path: string): XsNode | undefined {
     const cached = this.overlay.get(path);
     if (cached !== undefined) return cached ?? undefined;

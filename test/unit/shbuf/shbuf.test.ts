@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { PGDIR_GREFS_PER_PAGE } from '../../../src/abi/page-directory.js';
 import { XEN_ERRNO } from '../../../src/abi/xen-errno.js';
 import { allocateForFrontend, type BackBuffer, mapFrontendBuffer, type ShbufResult } from '../../../src/shbuf/back-shbuf.js';
-import { readNext, writeNext, writeRefs } from '../../../src/shbuf/directory.js';
+import { readPage, setRefs, writeChain } from '../../../src/shbuf/directory.js';
 import { FrontShbuf } from '../../../src/shbuf/front-shbuf.js';
 import { guest, newMachine } from '../hypervisor/helpers.js';
 
@@ -60,7 +60,7 @@ describe('frontend-allocated buffers', () => {
       expect(buf.pages).toBe(pages);
       const dirs = buf.directoryPages();
       expect(dirs).toHaveLength(Math.ceil(pages / PGDIR_GREFS_PER_PAGE));
-      expect(readNext(dirs[dirs.length - 1]!)).toBe(0);
+      expect(readPage(dirs[dirs.length - 1]!).gref_dir_next_page).toBe(0);
       buf.view![size - 1] = 0x22;
       buf.view![0] = 0x11;
       const back = ok(mapFrontendBuffer(be, feId, buf.firstRef, size));
@@ -116,7 +116,7 @@ describe('backend-allocated buffers (be-alloc)', () => {
   it('mapping refs that are not the backend\'s fails with -ENXIO and maps nothing', async () => {
     const { m, fe, beId, base } = await setup();
     const buf = FrontShbuf.create({ platform: fe, backendDomid: beId, size: 2 * 4096, mode: 'backend-alloc' });
-    writeRefs(buf.directoryPages(), [8, 9]); // never granted by the backend
+    setRefs(buf.directoryPages(), [8, 9]); // never granted by the backend
     expect(() => buf.mapBackendPages()).toThrow(expect.objectContaining({ errno: -XEN_ERRNO.ENXIO }) as Error);
     buf.free();
     expect(m.leaks(base)).toEqual([]);
@@ -150,7 +150,7 @@ describe('bad directories: an error, nothing left mapped', () => {
       const b = frontBuf(s, 3 * 4096);
       const refs = b.listedRefs();
       refs[1] = 0;
-      writeRefs(b.directoryPages(), refs);
+      setRefs(b.directoryPages(), refs);
       return { firstRef: b.firstRef, size: 3 * 4096, cleanup: () => b.free() };
     });
     expect([errno, msg]).toEqual([EINVAL, 'gref[1] of the directory is 0']);
@@ -169,7 +169,8 @@ describe('bad directories: an error, nothing left mapped', () => {
     const [errno, msg] = await refuse((s) => {
       const b = frontBuf(s, 3000 * 4096); // 3 directory pages
       const dirs = b.directoryPages();
-      writeNext(dirs[1]!, b.firstRef);
+      const links = dirs.map((d) => readPage(d).gref_dir_next_page); // page 1 links back to page 0
+      writeChain(dirs, [0, links[0]!, b.firstRef], b.listedRefs());
       return { firstRef: b.firstRef, size: 3000 * 4096, cleanup: () => b.free() };
     });
     expect(errno).toBe(EINVAL);
@@ -201,14 +202,14 @@ describe('bad directories: an error, nothing left mapped', () => {
       const refs = b.listedRefs();
       const original = refs[1]!;
       refs[1] = ro;
-      writeRefs(b.directoryPages(), refs);
+      setRefs(b.directoryPages(), refs);
       return {
         firstRef: b.firstRef,
         size: 2 * 4096,
         cleanup: () => {
           s.fe.grants.endAccess(ro, () => s.fe.memory.freePages(gfns));
           refs[1] = original;
-          writeRefs(b.directoryPages(), refs);
+          setRefs(b.directoryPages(), refs);
           b.free();
         },
       };

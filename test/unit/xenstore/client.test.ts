@@ -320,18 +320,15 @@ describe('watches', () => {
 /** A pipe to the daemon that records the type of every request and can act before forwarding one. */
 function recordingPipe(d: XenStoreDaemon, before?: (type: number, n: number) => void) {
   const types: number[] = [];
-  let receive: ((b: Uint8Array) => void) | undefined;
-  const pipe = d.pipe((b) => receive?.(b));
+  const pipe = d.pipe();
   const client = new XsClient({
+    ...pipe,
     send: (b) => {
       const type = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0, true);
       types.push(type);
       before?.(type, types.length);
       pipe.send(b);
     },
-    onData: (r) => void (receive = r),
-    onClose: () => undefined,
-    close: () => pipe.close(),
   });
   return { client, types };
 }

@@ -680,10 +680,4 @@ describe('sessions', () => {
     expect(store.stats.nodes).toBe(3);
     expect(dom0.isClosed).toBe(false);
   });
-
-  it('getDomainPath', () => {
-    const { dom0 } = newStore();
-    expect(dom0.getDomainPath(5)).toBe('/local/domain/5');
-    expect(dom0.getDomainPath(0)).toBe('/local/domain/0');
-  });
 });
