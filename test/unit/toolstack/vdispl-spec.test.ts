@@ -329,6 +329,8 @@ describe('formatVdisplSpec round-trips (property)', () => {
       }),
       { numRuns: 1000 },
     );
-    expect(parsed).toBeGreaterThan(50);
+    // About 4-8% of these specs are valid (43 to 80 of 1000 seen): the parse branch must have been
+    // exercised, with a bound far enough below that random runs never fail on it (5 sigma).
+    expect(parsed).toBeGreaterThan(10);
   });
 });
