@@ -39,6 +39,12 @@ export interface FrontShbufOptions {
   readonly backendDomid: number;
   readonly size: number;
   readonly mode: ShbufMode;
+  /**
+   * frontend-alloc only: share these pages of the domain (e.g. an imported dma-buf's) instead of
+   * allocating; they are granted but never freed here. `onUnshared` runs once every grant of
+   * them has ended (the backend unmapped them), so their owner may release them then.
+   */
+  readonly pages?: { readonly gfns: ArrayLike<number>; readonly onUnshared?: () => void };
 }
 
 export class FrontShbuf {
@@ -57,6 +63,8 @@ export class FrontShbuf {
     private readonly bufGfns: Int32Array,
     private readonly bufRefs: readonly number[],
     private ownView: Uint8Array | undefined,
+    /** The buffer pages belong to someone else: not freed here; called once their grants ended. */
+    private readonly borrowed: { readonly onUnshared?: () => void } | undefined = undefined,
   ) {
     this.pages = bufGfns.length;
   }
@@ -79,6 +87,15 @@ export class FrontShbuf {
     undo.push(() => dirRefs.forEach((r) => p.grants.endAccess(r)));
     const dirs = Array.from(dirGfns, (gfn) => p.memory.page(gfn)!);
 
+    if (mode === 'frontend-alloc' && opts.pages) {
+      const bufGfns = Int32Array.from(opts.pages.gfns);
+      if (bufGfns.length !== g.pages) return fail(`${bufGfns.length} pages given for a ${size}-byte buffer (${g.pages} needed)`, -XEN_ERRNO.EINVAL);
+      const bufRefs = p.grants.grantAccessBatch(be, bufGfns, false);
+      if (typeof bufRefs === 'number') return fail('granting the buffer', bufRefs);
+      writeChain(dirs, dirRefs, bufRefs);
+      const view = p.memory.contiguous(bufGfns);
+      return new FrontShbuf(p, be, size, mode, dirGfns, dirRefs, bufGfns, bufRefs, view, { ...(opts.pages.onUnshared ? { onUnshared: opts.pages.onUnshared } : {}) });
+    }
     if (mode === 'frontend-alloc') {
       const bufGfns = p.memory.allocPages(g.pages, true);
       if (typeof bufGfns === 'number') return fail(`allocating ${g.pages} buffer pages`, bufGfns);
@@ -137,6 +154,11 @@ export class FrontShbuf {
     return this.mapping.page(i);
   }
 
+  /** The gfns of the buffer's pages in this domain (own pages, or where the backend's are mapped). */
+  get gfns(): Int32Array {
+    return this.bufGfns;
+  }
+
   get isFreed(): boolean {
     return this.freed;
   }
@@ -155,7 +177,16 @@ export class FrontShbuf {
     }
     this.ownView = undefined;
     if (this.mode === 'backend-alloc') p.memory.freeBallooned(this.bufGfns);
-    this.bufRefs.forEach((r, i) => p.grants.endAccess(r, () => p.memory.freePages([this.bufGfns[i]!])));
+    if (this.borrowed) {
+      let left = this.bufRefs.length;
+      const ended = (): void => {
+        if (--left === 0) this.borrowed?.onUnshared?.();
+      };
+      if (left === 0) this.borrowed.onUnshared?.();
+      this.bufRefs.forEach((r) => p.grants.endAccess(r, ended));
+    } else {
+      this.bufRefs.forEach((r, i) => p.grants.endAccess(r, () => p.memory.freePages([this.bufGfns[i]!])));
+    }
     this.dirRefs.forEach((r, i) => p.grants.endAccess(r, () => p.memory.freePages([this.dirGfns[i]!])));
   }
 }
