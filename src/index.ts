@@ -1,3 +1,6 @@
 /** vdispl: the Xen para-virtual display protocol (displif) in TypeScript. */
 export * from './abi/index.js';
 export * from './ring/index.js';
+export * from './back/index.js';
+export * from './dmabuf/index.js';
+export * from './front/index.js';

@@ -96,6 +96,11 @@ export class FrontChannel {
     };
   }
 
+  /** The raw pages and ports (for the conformance frontend, which drives them itself). */
+  rawPages(): { reqPage: Uint8Array; evtPage: Uint8Array; reqPort: number; evtPort: number } {
+    return { reqPage: this.reqPage.page, evtPage: this.evtPage.page, reqPort: this.reqPort, evtPort: this.evtPort };
+  }
+
   /** The backend is connected: start taking responses and events. */
   connect(): void {
     if (this.connected || this.dead) return;

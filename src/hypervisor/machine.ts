@@ -3,7 +3,7 @@
  * dom0, and domains whose code runs in worker threads or in this thread with the same API.
  * Destroying a domain, or its worker exiting or crashing, reclaims everything it held.
  */
-import type { Worker } from 'node:worker_threads';
+import type { TransferListItem, Worker } from 'node:worker_threads';
 import { XEN_ERRNO, xenErrnoName } from '../abi/xen-errno.js';
 import { accountingDiff, type MachineAccounting, machineAccounting } from './accounting.js';
 import { type DomainContext, type DomainExit, type DomainMain, formatError, loadDomainMain, type StartInfo } from './domain-context.js';
@@ -60,6 +60,8 @@ export interface WorkerDomainSpec extends DomainSpecBase {
   readonly mode: 'worker';
   /** ES module (URL or href) whose default export is main(ctx). */
   readonly module: URL | string;
+  /** Objects in `args` to transfer rather than clone (e.g. a MessagePort to talk to the domain). */
+  readonly transfer?: readonly TransferListItem[];
 }
 
 export interface LocalDomainSpec extends DomainSpecBase {
@@ -216,7 +218,7 @@ export class Machine {
     const data: DomainWorkerData = { shared: this.state.shared, domid, name, module, args: spec.args, spinMicros: spec.spinMicros ?? 0, startInfo };
     let worker: Worker;
     try {
-      worker = startWorker(new URL('./domain-worker' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url), { workerData: data, name: `vdispl ${name}` }, [module]);
+      worker = startWorker(new URL('./domain-worker' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url), { workerData: data, name: `vdispl ${name}`, ...(spec.transfer ? { transferList: [...spec.transfer] } : {}) }, [module]);
     } catch (err) {
       this.locked(() => markDying(this.state, domid) && teardown(this.state, domid));
       // prepare may have set things up for it (xenstored maps its ring): let them go.

@@ -1,0 +1,3 @@
+export * from './alloc.js';
+export * from './dmabuf.js';
+export * from './gntdev-dmabuf.js';
