@@ -19,7 +19,7 @@ import { domainPath } from '../xenstore/path.js';
 import type { XsQuotas } from '../xenstore/quotas.js';
 import { withXenstore, type XenPlatform } from '../xenbus/xen-platform.js';
 import { removeDomainNodes, rmIfAny, writeDomainNodes } from './domain-nodes.js';
-import { addVdisplDevices, type VdisplDevicePaths } from './vdispl-devices.js';
+import { addVdisplDevices, type VdisplDevicePaths, writeBackendNodes } from './vdispl-devices.js';
 import type { VdisplDeviceSpec } from './vdispl-spec.js';
 
 export interface ToolstackOptions {
@@ -119,6 +119,20 @@ export class Toolstack {
       .catch((e: unknown) => this.log(`toolstack: cleaning up after domain ${domid}: ${e instanceof Error ? e.message : String(e)}`));
     this.cleanups.add(p);
     void p.finally(() => this.cleanups.delete(p));
+  }
+
+  /**
+   * After a backend domain was restarted (a new domain with the old backend's domid), writes the
+   * backend half of every device it served again, in state Initialising, so the new backend finds
+   * them and the frontends reconnect. Returns how many devices were re-attached.
+   */
+  async reattachBackends(backendDomid: number): Promise<number> {
+    const todo = [...this.devices].flatMap(([domid, ds]) => ds.filter((d) => d.backendDomid === backendDomid).map((d) => ({ domid, d })));
+    if (todo.length === 0) return 0;
+    await this.xs.transaction(async (tx) => {
+      for (const { domid, d } of todo) await writeBackendNodes(tx, domid, d.devid, backendDomid);
+    });
+    return todo.length;
   }
 
   /** Asks a guest to shut down, destroying it after `timeoutMs`; resolves once its records are gone. */

@@ -48,25 +48,34 @@ async function writeWithPerms(tx: XsOps, path: string, value: string, p: XsPerms
   await tx.setPerms(path, p);
 }
 
-/** Writes one device inside transaction `tx`. */
-export async function writeVdisplDevice(tx: XsOps, domid: number, d: VdisplDeviceSpec, be: number): Promise<VdisplDevicePaths> {
-  const fe = vdisplFrontendPath(domid, d.devid);
-  const bePath = vdisplBackendPath(be, domid, d.devid);
-  const fePerms = ownerReader(domid, be);
-  const bePerms = ownerReader(be, domid);
-  const roFront = ownerReader(be, domid);
-
-  await rmIfAny(tx, fe);
+/**
+ * The backend half of a device: `<be>/backend/vdispl/<domid>/<devid>` [nB, rD] with frontend,
+ * frontend-id, online=1 and state=1 (re-created from scratch). Returns the keys written.
+ */
+export async function writeBackendNodes(tx: XsOps, domid: number, devid: number, be: number): Promise<[string, string][]> {
+  const bePath = vdisplBackendPath(be, domid, devid);
   await rmIfAny(tx, bePath);
   await tx.mkdir(bePath);
-  await tx.setPerms(bePath, bePerms);
+  await tx.setPerms(bePath, ownerReader(be, domid));
   const beKeys: [string, string][] = [
-    ['frontend', fe],
+    ['frontend', vdisplFrontendPath(domid, devid)],
     ['frontend-id', String(domid)],
     ['online', '1'],
     ['state', '1'],
   ];
   for (const [k, v] of beKeys) await tx.write(`${bePath}/${k}`, v);
+  return beKeys;
+}
+
+/** Writes one device inside transaction `tx`. */
+export async function writeVdisplDevice(tx: XsOps, domid: number, d: VdisplDeviceSpec, be: number): Promise<VdisplDevicePaths> {
+  const fe = vdisplFrontendPath(domid, d.devid);
+  const bePath = vdisplBackendPath(be, domid, d.devid);
+  const fePerms = ownerReader(domid, be);
+  const roFront = ownerReader(be, domid);
+
+  await rmIfAny(tx, fe);
+  const beKeys = await writeBackendNodes(tx, domid, d.devid, be);
 
   await tx.mkdir(fe);
   await tx.setPerms(fe, fePerms);
