@@ -1,14 +1,23 @@
 /**
  * The machine frame allocator: an allocation bitmap with a next-fit hint, an owner and a
- * reference count per frame. A frame is freed (and scrubbed) when its last reference goes: the
- * owner's own reference (its p2m entry or, for Xen heap frames, the structure using it) plus one
- * per foreign grant mapping. Callers hold the big lock.
+ * reference count per frame. A frame is freed when its last reference goes: the owner's own
+ * reference (its p2m entry or, for Xen heap frames, the structure using it) plus one per foreign
+ * grant mapping. Frames are scrubbed when freed, as Xen scrubs pages a domain gives back, so
+ * every free frame is zero (machine memory starts zeroed) and allocation hands out clean frames
+ * without touching them: a 1080p buffer's 2025 frames cost nothing to zero at DBUF_CREATE time.
+ * Callers hold the big lock.
  */
 import { FRAME_FREE, H_ALLOC_HINT, H_FREE_FRAMES, H_XEN_FRAMES, OWNER_XEN, PAGE_SIZE } from './layout.js';
 import type { MachineState } from './state.js';
 
 function isFree(s: MachineState, mfn: number): boolean {
   return (s.ctl[s.layout.frameBitmap + (mfn >>> 5)]! & (1 << (mfn & 31))) === 0;
+}
+
+/** Zeroes frames [mfn, mfn + count) (8-byte words: much faster than bytes on shared memory). */
+function scrub(s: MachineState, mfn: number, count: number): void {
+  const words = PAGE_SIZE / 8;
+  s.mem64.fill(0n, mfn * words, (mfn + count) * words);
 }
 
 function take(s: MachineState, mfn: number, owner: number): void {
@@ -18,7 +27,6 @@ function take(s: MachineState, mfn: number, owner: number): void {
   ctl[layout.frameRefs + mfn] = 1;
   ctl[H_FREE_FRAMES]!--;
   if (owner === OWNER_XEN) ctl[H_XEN_FRAMES]!++;
-  s.mem.fill(0, mfn * PAGE_SIZE, (mfn + 1) * PAGE_SIZE);
 }
 
 /** Allocates one frame for `owner` with one reference; -1 when memory is exhausted. */
@@ -72,6 +80,7 @@ export function putFrame(s: MachineState, mfn: number): boolean {
   if (refs > 0) return false;
   if (refs < 0) throw new Error(`hypervisor bug: frame ${mfn} reference count went negative`);
   if (ctl[layout.frameOwner + mfn] === OWNER_XEN) ctl[H_XEN_FRAMES]!--;
+  scrub(s, mfn, 1);
   ctl[layout.frameOwner + mfn] = FRAME_FREE;
   ctl[layout.frameBitmap + (mfn >>> 5)]! &= ~(1 << (mfn & 31));
   ctl[H_FREE_FRAMES]!++;
