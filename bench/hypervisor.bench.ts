@@ -116,7 +116,7 @@ async function shareEnd(report: Report): Promise<void> {
   }
 }
 
-export async function benchHypervisor(report: Report): Promise<void> {
+export async function benchHypervisor(report: Report): Promise<{ atomics: Timing; evtchn: Timing }> {
   const sync = await rawPingPong('sync');
   report.add('atomics_pingpong_rtt_us', limitUs(sync, 'Atomics.wait/notify between two workers: the limit'));
   const async = await rawPingPong('async');
@@ -129,4 +129,5 @@ export async function benchHypervisor(report: Report): Promise<void> {
   await grantMap(report, 'grant_map_1080p_ms', 1920, 1080, '<= 0.2 ms');
   await grantMap(report, 'grant_map_4k_ms', 3840, 2160, '<= 1 ms');
   await shareEnd(report);
+  return { atomics: sync, evtchn: ev };
 }

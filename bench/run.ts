@@ -4,6 +4,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { benchAbi } from './abi.bench.js';
+import { benchDisplif } from './displif.bench.js';
 import { benchHypervisor } from './hypervisor.bench.js';
 import { benchXenstore } from './xenstore.bench.js';
 import { machine, Report } from './harness.js';
@@ -14,9 +15,11 @@ process.stdout.write(`vdispl bench on ${m.cpu} (${m.cores} cores), node ${m.node
 process.stdout.write('ABI and rings\n');
 benchAbi(report);
 process.stdout.write('\nHypervisor\n');
-await benchHypervisor(report);
+const baselines = await benchHypervisor(report);
 process.stdout.write('\nXenStore\n');
 await benchXenstore(report);
+process.stdout.write('\ndisplif\n');
+await benchDisplif(report, baselines);
 const out = fileURLToPath(new URL('./results.json', import.meta.url));
 report.write(out);
 process.stdout.write(`\nwrote ${out}\n`);

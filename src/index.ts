@@ -4,3 +4,4 @@ export * from './ring/index.js';
 export * from './back/index.js';
 export * from './dmabuf/index.js';
 export * from './front/index.js';
+export { domainPlatform, withXenstore, type XenPlatform } from './xenbus/xen-platform.js';
