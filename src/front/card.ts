@@ -31,7 +31,7 @@ import {
   XENDISPL_OP_PG_FLIP,
   XENDISPL_OP_SET_CONFIG,
 } from '../abi/displif-constants.js';
-import { describeStatus, XEN_ERRNO } from '../abi/xen-errno.js';
+import { XEN_ERRNO } from '../abi/xen-errno.js';
 import { DmaBuf } from '../dmabuf/dmabuf.js';
 import type { Platform } from '../hypervisor/platform.js';
 import { FrontShbuf, ShbufError } from '../shbuf/front-shbuf.js';
@@ -211,7 +211,7 @@ export class Card {
     this.check();
     const r = await this.opts.channels[index]!.request(body);
     if (r.status !== 0) {
-      throw new DisplayError(r.status < 0 ? r.status : -XEN_ERRNO.EIO, `${DISPLIF_OPERATION_NAMES[body.operation]} on connector ${index} failed: ${describeStatus(r.status)}`);
+      throw new DisplayError(r.status < 0 ? r.status : -XEN_ERRNO.EIO, `${DISPLIF_OPERATION_NAMES[body.operation]} on connector ${index} failed with status ${r.status}`);
     }
     return r;
   }

@@ -19,7 +19,7 @@ import { domainPath } from '../xenstore/path.js';
 import type { XsQuotas } from '../xenstore/quotas.js';
 import { withXenstore, type XenPlatform } from '../xenbus/xen-platform.js';
 import { removeDomainNodes, rmIfAny, writeDomainNodes } from './domain-nodes.js';
-import { addVdisplDevices, type VdisplDevicePaths, writeBackendNodes } from './vdispl-devices.js';
+import { addVdisplDevices, reattachVdisplDevice, type VdisplDevicePaths } from './vdispl-devices.js';
 import type { VdisplDeviceSpec } from './vdispl-spec.js';
 
 export interface ToolstackOptions {
@@ -45,6 +45,8 @@ export class Toolstack {
   /** dom0's platform with its xenstore client (a pipe to the embedded daemon). */
   readonly dom0: XenPlatform;
   private readonly devices = new Map<number, VdisplDevicePaths[]>();
+  /** The spec each guest's devices were made from (same order as `devices`). */
+  private readonly deviceSpecs = new Map<number, readonly VdisplDeviceSpec[]>();
   private readonly cleanups = new Set<Promise<void>>();
   private readonly unsubscribe: () => void;
   private readonly log: (text: string) => void;
@@ -82,6 +84,7 @@ export class Toolstack {
         await this.xs.transaction((tx) => writeDomainNodes(tx, domid, spec.name ?? `d${domid}`));
         devices = spec.vdispl?.length ? await addVdisplDevices(this.xs, domid, spec.vdispl) : [];
         this.devices.set(domid, devices);
+        this.deviceSpecs.set(domid, spec.vdispl ?? []);
         await this.xs.introduceDomain(domid, info.store!.gfn, info.store!.port);
         return info;
       },
@@ -110,6 +113,7 @@ export class Toolstack {
     this.xenstored.domainGone(domid);
     const devices = this.devices.get(domid) ?? [];
     this.devices.delete(domid);
+    this.deviceSpecs.delete(domid);
     const p = this.xs
       .transaction(async (tx) => {
         await removeDomainNodes(tx, domid);
@@ -122,15 +126,21 @@ export class Toolstack {
   }
 
   /**
-   * After a backend domain was restarted (a new domain with the old backend's domid), writes the
-   * backend half of every device it served again, in state Initialising, so the new backend finds
-   * them and the frontends reconnect. Returns how many devices were re-attached.
+   * After a backend domain was restarted (a new domain with the old backend's domid), restores
+   * every device it served: the backend's access to the frontend's nodes, the configuration it
+   * owned there, and the backend half in state Initialising, so the new backend finds them and
+   * the frontends reconnect. Returns how many devices were re-attached.
    */
   async reattachBackends(backendDomid: number): Promise<number> {
-    const todo = [...this.devices].flatMap(([domid, ds]) => ds.filter((d) => d.backendDomid === backendDomid).map((d) => ({ domid, d })));
+    const todo = [...this.devices].flatMap(([domid, ds]) =>
+      ds.flatMap((d, i) => {
+        const spec = this.deviceSpecs.get(domid)?.[i];
+        return d.backendDomid === backendDomid && spec ? [{ domid, spec }] : [];
+      }),
+    );
     if (todo.length === 0) return 0;
     await this.xs.transaction(async (tx) => {
-      for (const { domid, d } of todo) await writeBackendNodes(tx, domid, d.devid, backendDomid);
+      for (const { domid, spec } of todo) await reattachVdisplDevice(tx, domid, spec, backendDomid);
     });
     return todo.length;
   }

@@ -67,12 +67,46 @@ export async function writeBackendNodes(tx: XsOps, domid: number, devid: number,
   return beKeys;
 }
 
+/**
+ * The configuration the backend owns in the frontend's directory, read-only for the guest:
+ * `be-alloc`, `<i>/resolution`, `<i>/unique-id`. (`<i>` itself is created by the write and
+ * inherits [nD, rB]: the guest adds its ring refs there.)
+ */
+async function writeFrontendConfig(tx: XsOps, domid: number, d: VdisplDeviceSpec, be: number): Promise<void> {
+  const fe = vdisplFrontendPath(domid, d.devid);
+  const roFront = ownerReader(be, domid);
+  await writeWithPerms(tx, `${fe}/be-alloc`, d.beAlloc ? '1' : '0', roFront);
+  for (const [i, c] of d.connectors.entries()) {
+    await writeWithPerms(tx, `${fe}/${i}/resolution`, `${c.width}x${c.height}`, roFront);
+    await writeWithPerms(tx, `${fe}/${i}/unique-id`, c.uniqueId, roFront);
+  }
+}
+
+/**
+ * After backend domain `be` was destroyed and a new one started under the same domid: xenstored
+ * removed every node the old one owned (the configuration in the frontend's directory, the
+ * backend directory) and its read access to the guest's nodes. This gives the guest's nodes of
+ * the device back their [nD, rB] permissions (values untouched) and re-creates the configuration
+ * and the backend half, so the new backend finds the device and the frontend reconnects.
+ */
+export async function reattachVdisplDevice(tx: XsOps, domid: number, d: VdisplDeviceSpec, be: number): Promise<void> {
+  const fe = vdisplFrontendPath(domid, d.devid);
+  if ((await tx.tryRead(fe)) === undefined) return;
+  const perms = ownerReader(domid, be);
+  const visit = async (path: string): Promise<void> => {
+    await tx.setPerms(path, perms);
+    for (const child of await tx.directory(path)) await visit(`${path}/${child}`);
+  };
+  await visit(fe);
+  await writeFrontendConfig(tx, domid, d, be);
+  await writeBackendNodes(tx, domid, d.devid, be);
+}
+
 /** Writes one device inside transaction `tx`. */
 export async function writeVdisplDevice(tx: XsOps, domid: number, d: VdisplDeviceSpec, be: number): Promise<VdisplDevicePaths> {
   const fe = vdisplFrontendPath(domid, d.devid);
   const bePath = vdisplBackendPath(be, domid, d.devid);
   const fePerms = ownerReader(domid, be);
-  const roFront = ownerReader(be, domid);
 
   await rmIfAny(tx, fe);
   const beKeys = await writeBackendNodes(tx, domid, d.devid, be);
@@ -82,12 +116,7 @@ export async function writeVdisplDevice(tx: XsOps, domid: number, d: VdisplDevic
   await writeWithPerms(tx, `${fe}/backend`, bePath, fePerms);
   await writeWithPerms(tx, `${fe}/backend-id`, String(be), fePerms);
   await writeWithPerms(tx, `${fe}/state`, '1', fePerms);
-  await writeWithPerms(tx, `${fe}/be-alloc`, d.beAlloc ? '1' : '0', roFront);
-  for (const [i, c] of d.connectors.entries()) {
-    // `<i>` itself is created by the write and inherits [nD, rB]: the guest adds its ring refs there.
-    await writeWithPerms(tx, `${fe}/${i}/resolution`, `${c.width}x${c.height}`, roFront);
-    await writeWithPerms(tx, `${fe}/${i}/unique-id`, c.uniqueId, roFront);
-  }
+  await writeFrontendConfig(tx, domid, d, be);
 
   const lx = `/libxl/${domid}/device/vdispl/${d.devid}`;
   await rmIfAny(tx, lx);
