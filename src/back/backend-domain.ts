@@ -100,12 +100,19 @@ export default async function main(ctx: DomainContext): Promise<void> {
   if (port) {
     port.on('message', (m: ControlMessage) => {
       let result: unknown;
+      let error: string | undefined;
       const mem = presenter instanceof MemoryPresenter ? presenter : undefined;
-      if (m.type === 'status') result = backendStatus(backend);
-      else if (m.type === 'snapshot') result = mem?.get(m.domid ?? -1, m.devid ?? 0, m.index ?? 0)?.snapshot();
-      else if (m.type === 'hold' && mem) mem.hold = m.value ?? false;
-      else if (m.type === 'complete') result = mem?.get(m.domid ?? -1, m.devid ?? 0, m.index ?? 0)?.complete(m.n ?? Infinity);
-      port.postMessage({ id: m.id, result });
+      try {
+        if (m.type === 'status') result = backendStatus(backend);
+        else if (m.type === 'snapshot') result = mem?.get(m.domid ?? -1, m.devid ?? 0, m.index ?? 0)?.snapshot();
+        else if (m.type === 'hold' && mem) mem.hold = m.value ?? false;
+        else if (m.type === 'complete') result = mem?.get(m.domid ?? -1, m.devid ?? 0, m.index ?? 0)?.complete(m.n ?? Infinity);
+      } catch (e) {
+        // A bad query must never take the backend (and every guest it serves) down.
+        error = e instanceof Error ? e.message : String(e);
+        ctx.log(`control message ${m.type}: ${error}`);
+      }
+      port.postMessage({ id: m.id, result, ...(error !== undefined ? { error } : {}) });
     });
   }
   await new Promise<void>((resolve) => {

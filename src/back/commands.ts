@@ -37,6 +37,9 @@ export interface CommandContext {
   readonly onError?: (conn: BackConnector, operation: string, reply: Reply) => void;
 }
 
+/** Largest GET_EDID buffer whose directory is walked (the header sets only a 32 KiB minimum). */
+const EDID_BUFFER_LIMIT = 64 << 20;
+
 const fail = (errno: number, why: string): Reply => ({ status: -errno, why });
 const fromStatus = (s: Status): Reply => (s.why !== undefined ? { status: s.status, why: s.why } : { status: s.status });
 
@@ -67,7 +70,7 @@ function pageFlip(ctx: CommandContext, conn: BackConnector, fbCookie: bigint): R
     return fail(XEN_ERRNO.EINVAL, `the ${fb.width}x${fb.height} framebuffer is smaller than the ${conn.config.width}x${conn.config.height} mode`);
   }
   if (!conn.canFlip) return fail(XEN_ERRNO.EBUSY, 'too many frame-done events waiting for the frontend to consume them');
-  return { status: 0, after: () => conn.flip(fb) };
+  return { status: 0, after: conn.acceptFlip(fb) };
 }
 
 function getEdid(ctx: CommandContext, conn: BackConnector, req: GetEdidReq): Reply {
@@ -78,8 +81,10 @@ function getEdid(ctx: CommandContext, conn: BackConnector, req: GetEdidReq): Rep
     return fail(XEN_ERRNO.EINVAL, `no EDID for ${conn.info.width}x${conn.info.height}: ${e instanceof Error ? e.message : String(e)}`);
   }
   if (req.buffer_sz < edid.length) return fail(XEN_ERRNO.EINVAL, `buffer_sz ${req.buffer_sz} is smaller than the ${edid.length}-byte EDID`);
-  // Map only the pages the EDID needs (the header asks for 32 KiB buffers; we write 128-256 bytes).
-  const m = mapFrontendBuffer(ctx.platform, ctx.frontendDomid, req.gref_directory, req.buffer_sz, { maxPages: 8 });
+  if (req.buffer_sz > EDID_BUFFER_LIMIT) return fail(XEN_ERRNO.EINVAL, `buffer_sz ${req.buffer_sz} for an EDID is over ${EDID_BUFFER_LIMIT} bytes`);
+  // The whole directory is checked; only the pages the EDID needs are mapped (the header asks
+  // for at least 32 KiB; we write 128 or 256 bytes).
+  const m = mapFrontendBuffer(ctx.platform, ctx.frontendDomid, req.gref_directory, req.buffer_sz, { mapPages: Math.ceil(edid.length / 4096) });
   if (!m.ok) return { status: m.errno, why: `EDID buffer: ${m.message}` };
   try {
     const b = m.value;

@@ -185,7 +185,15 @@ export class BackConnector {
         if (reply.after) afters.push(reply.after);
       }
       if (ring.pushResponsesAndCheckNotify()) this.platform.events.notify(this.reqPort);
-      for (const a of afters) a();
+      for (const a of afters) {
+        try {
+          a();
+        } catch (e) {
+          this.stats.errors++;
+          this.onProtocolError(this, `internal error after a response: ${e instanceof Error ? e.message : String(e)}`);
+          return;
+        }
+      }
       if (this.pendingEvents.length > 0) this.flushEvents();
       if (budget === 0) {
         this.schedule();
@@ -220,20 +228,38 @@ export class BackConnector {
     return this.stats.flips - this.stats.events < this.limits.maxPendingEvents;
   }
 
-  /** PG_FLIP accepted: shows `fb` from now on and presents it; frame-done follows. */
-  flip(fb: Framebuffer): void {
-    const cfg = this.config!;
-    if (cfg.fb !== fb) {
+  /**
+   * PG_FLIP accepted (the connector has a mode): `fb` is shown from now on and held until it has
+   * been presented. Returns what starts the presentation, to run once the response is visible;
+   * frame-done follows. The state changes now, in request order, so later requests in the same
+   * batch (a reset, FB_DETACH, DBUF_DESTROY) see it and cannot pull the memory from under it.
+   */
+  acceptFlip(fb: Framebuffer): () => void {
+    const cfg = this.config;
+    if (cfg && cfg.fb !== fb) {
       this.config = { ...cfg, fb: this.store.hold(fb) };
       this.store.release(cfg.fb);
     }
     this.stats.flips++;
     this.store.hold(fb);
+    return () => this.present(fb);
+  }
+
+  private present(fb: Framebuffer): void {
+    let settled = false;
     const done = (): void => {
+      if (settled) return;
+      settled = true;
       this.store.release(fb);
       if (this.closed) return;
       this.queueEvent(fb.fbCookie);
     };
+    // Superseded before it started (a later SET_CONFIG in the same batch): nothing to show, but
+    // the frontend still gets its frame-done.
+    if (this.closed || this.config?.fb !== fb) {
+      done();
+      return;
+    }
     let r: void | Promise<void>;
     try {
       r = this.output.present(fb);

@@ -114,6 +114,11 @@ class MappedBuffer implements BackBuffer {
 export interface BufferLimits {
   /** Most pages one buffer may have. */
   readonly maxPages?: number;
+  /**
+   * mapFrontendBuffer: map only the first `mapPages` pages (the whole directory is still walked
+   * and checked); the buffer then covers min(size, mapPages * 4096) bytes.
+   */
+  readonly mapPages?: number;
 }
 
 function checkSize(size: number, limits: BufferLimits): ShbufResult<void> | undefined {
@@ -129,11 +134,13 @@ function checkSize(size: number, limits: BufferLimits): ShbufResult<void> | unde
 export function mapFrontendBuffer(p: Platform, domid: number, firstRef: number, size: number, limits: BufferLimits = {}): ShbufResult<BackBuffer> {
   const bad = checkSize(size, limits);
   if (bad) return bad as ShbufResult<BackBuffer>;
-  const refs = walk(p, domid, firstRef, size);
-  if (!refs.ok) return refs;
-  const m = p.maps.map(domid, refs.value, false);
-  if (!m.ok) return fail(errnoForGntst(m.status), `buffer page ${m.index} (ref ${refs.value[m.index]}): ${gntstMessage(m.status)}`);
-  return { ok: true, value: new MappedBuffer(p, size, refs.value, m.mapping) };
+  const walked = walk(p, domid, firstRef, size);
+  if (!walked.ok) return walked;
+  const n = limits.mapPages !== undefined ? Math.max(1, Math.min(limits.mapPages, walked.value.length)) : walked.value.length;
+  const refs = walked.value.subarray(0, n);
+  const m = p.maps.map(domid, refs, false);
+  if (!m.ok) return fail(errnoForGntst(m.status), `buffer page ${m.index} (ref ${refs[m.index]}): ${gntstMessage(m.status)}`);
+  return { ok: true, value: new MappedBuffer(p, Math.min(size, n * 4096), refs, m.mapping) };
 }
 
 class GrantedBuffer implements BackBuffer {
