@@ -62,6 +62,8 @@ const RETRY_MAX_MS = 32;
 export class BackConnector {
   /** The mode set (SET_CONFIG), holding its framebuffer. */
   config: { fb: Framebuffer; x: number; y: number; width: number; height: number } | undefined;
+  /** Counts SET_CONFIGs: a flip accepted before the latest one is not shown. */
+  private configGeneration = 0;
   /** Event id of the next event (u16, from 0). */
   private nextEventId = 0;
   private readonly pendingEvents: bigint[] = [];
@@ -209,6 +211,7 @@ export class BackConnector {
   /** SET_CONFIG with a framebuffer (already validated). */
   setConfig(fb: Framebuffer, x: number, y: number, width: number, height: number): void {
     const old = this.config;
+    this.configGeneration++;
     this.config = { fb: this.store.hold(fb), x, y, width, height };
     this.output.configure({ frame: fb, x, y, width, height });
     if (old) this.store.release(old.fb);
@@ -217,6 +220,7 @@ export class BackConnector {
   /** SET_CONFIG with all zeros. */
   reset(): void {
     const old = this.config;
+    this.configGeneration++;
     this.config = undefined;
     this.output.configure(undefined);
     if (old) this.store.release(old.fb);
@@ -242,10 +246,11 @@ export class BackConnector {
     }
     this.stats.flips++;
     this.store.hold(fb);
-    return () => this.present(fb);
+    const generation = this.configGeneration;
+    return () => this.present(fb, generation);
   }
 
-  private present(fb: Framebuffer): void {
+  private present(fb: Framebuffer, generation: number): void {
     let settled = false;
     const done = (): void => {
       if (settled) return;
@@ -254,9 +259,9 @@ export class BackConnector {
       if (this.closed) return;
       this.queueEvent(fb.fbCookie);
     };
-    // Superseded before it started (a later SET_CONFIG in the same batch): nothing to show, but
-    // the frontend still gets its frame-done.
-    if (this.closed || this.config?.fb !== fb) {
+    // A SET_CONFIG later in the same batch replaced the mode: nothing to show, but the frontend
+    // still gets its frame-done. (Flips superseded by later flips are all presented, in order.)
+    if (this.closed || generation !== this.configGeneration) {
       done();
       return;
     }
