@@ -11,7 +11,7 @@ import { XENDISPL_DRIVER_NAME } from '../abi/displif-constants.js';
 import { type XsClient, XsError, type XsWatch } from '../xenstore/client.js';
 import { domainPath } from '../xenstore/path.js';
 import type { XenPlatform } from '../xenbus/xen-platform.js';
-import { DEFAULT_LIMITS, type DisplayLimits } from './buffers.js';
+import { BackendBudget, DEFAULT_LIMITS, type DisplayLimits } from './buffers.js';
 import { type BackendLog, FrontendHandler } from './frontend-handler.js';
 import { NullPresenter, type Presenter } from './presenter.js';
 
@@ -41,6 +41,11 @@ export class DisplayBackend {
   private stopped = false;
   readonly limits: DisplayLimits;
   readonly presenter: Presenter;
+  /** Bytes of buffers held for all frontends together (limits.maxTotalBytes). */
+  readonly budget: BackendBudget;
+  /** Keys whose handler failed to start, and when: not retried for a second. */
+  private readonly failed = new Map<string, number>();
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
     readonly platform: XenPlatform,
@@ -51,6 +56,7 @@ export class DisplayBackend {
     this.root = `${domainPath(platform.domid)}/backend/${XENDISPL_DRIVER_NAME}`;
     this.presenter = presenter;
     this.limits = limits;
+    this.budget = new BackendBudget(limits.maxTotalBytes);
   }
 
   static async start(opts: DisplayBackendOptions): Promise<DisplayBackend> {
@@ -102,6 +108,14 @@ export class DisplayBackend {
         const key = `${d}/${n}`;
         if ((await xs.tryRead(`${this.root}/${key}/frontend`)) === undefined) continue;
         present.add(key);
+        const failedAt = this.failed.get(key);
+        if (failedAt !== undefined && Date.now() - failedAt < 1000) {
+          this.retryTimer ??= setTimeout(() => {
+            this.retryTimer = undefined;
+            void this.scan();
+          }, 1000);
+          continue;
+        }
         if (!this.handlers.has(key) && !this.starting.has(key) && !this.stopped) this.startHandler(key, Number(n));
       }
     }
@@ -114,16 +128,22 @@ export class DisplayBackend {
   }
 
   private startHandler(key: string, devid: number): void {
-    const p = FrontendHandler.start({ platform: this.platform, backendPath: `${this.root}/${key}`, devid, presenter: this.presenter, limits: this.limits, log: this.log })
+    let ok = false;
+    const p = FrontendHandler.start({ platform: this.platform, backendPath: `${this.root}/${key}`, devid, presenter: this.presenter, limits: this.limits, budget: this.budget, log: this.log })
       .then(async (h) => {
+        ok = true;
+        this.failed.delete(key);
         if (this.stopped) await h.stop(false);
         else this.handlers.set(key, h);
       })
-      .catch((e: unknown) => this.log(`vdispl ${key}: ${e instanceof Error ? e.message : String(e)}`))
+      .catch((e: unknown) => {
+        this.failed.set(key, Date.now());
+        this.log(`vdispl ${key}: ${e instanceof Error ? e.message : String(e)}`);
+      })
       .finally(() => {
         this.starting.delete(key);
-        // Removed while starting? The next scan stops it.
-        void this.scan();
+        // Removed while starting? The next scan stops it. (A failure is retried after a second.)
+        if (ok) void this.scan();
       });
     this.starting.set(key, p);
   }
@@ -132,6 +152,7 @@ export class DisplayBackend {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.watch?.unwatch().catch(() => undefined);
     await Promise.all(this.starting.values());
     await this.scanning;

@@ -22,8 +22,14 @@ export interface DisplayLimits {
   readonly maxBuffers: number;
   /** Framebuffers one frontend device may have attached at once (default 256). */
   readonly maxFramebuffers: number;
-  /** Bytes of display buffers (mapped or allocated) per frontend device (default 1 GiB). */
+  /** Bytes of display buffers (mapped or allocated) per frontend device (default 128 MiB). */
   readonly maxBytes: number;
+  /**
+   * Bytes of display buffers for all frontends together (default 256 MiB), so that guests keeping
+   * within their own limit still cannot exhaust the backend domain (its grant mappings, grant
+   * entries and memory: give it at least this much of each).
+   */
+  readonly maxTotalBytes: number;
   /** Frame-done events a connector may hold back while the event page is full (default 1024). */
   readonly maxPendingEvents: number;
   /** Connectors per device (default 64). */
@@ -35,7 +41,8 @@ export interface DisplayLimits {
 export const DEFAULT_LIMITS: DisplayLimits = {
   maxBuffers: 256,
   maxFramebuffers: 256,
-  maxBytes: 1 << 30,
+  maxBytes: 128 << 20,
+  maxTotalBytes: 256 << 20,
   maxPendingEvents: 1024,
   maxConnectors: 64,
   maxResolution: 16384,
@@ -95,6 +102,12 @@ export class Framebuffer implements Frame {
   }
 }
 
+/** Bytes of buffers held by every frontend of one backend. */
+export class BackendBudget {
+  bytes = 0;
+  constructor(readonly maxBytes: number) {}
+}
+
 export interface BufferUsage {
   readonly buffers: number;
   readonly framebuffers: number;
@@ -113,6 +126,7 @@ export class BufferStore {
     private readonly platform: Platform,
     private readonly frontendDomid: number,
     private readonly limits: DisplayLimits,
+    private readonly budget: BackendBudget = new BackendBudget(limits.maxTotalBytes),
   ) {}
 
   get usage(): BufferUsage {
@@ -141,8 +155,9 @@ export class BufferStore {
     }
     if (this.liveBuffers >= this.limits.maxBuffers) return err(XEN_ERRNO.ENOMEM, `limit of ${this.limits.maxBuffers} display buffers reached`);
     const bytes = pagesForBytes(size) * 4096;
-    const left = this.limits.maxBytes - this.liveBytes;
-    if (bytes > left) return err(XEN_ERRNO.ENOMEM, `limit of ${this.limits.maxBytes} bytes of buffers reached (${this.liveBytes} in use, ${bytes} asked)`);
+    if (bytes > this.limits.maxBytes - this.liveBytes) return err(XEN_ERRNO.ENOMEM, `limit of ${this.limits.maxBytes} bytes of buffers reached (${this.liveBytes} in use, ${bytes} asked)`);
+    if (bytes > this.budget.maxBytes - this.budget.bytes) return err(XEN_ERRNO.ENOMEM, `the backend's limit of ${this.budget.maxBytes} bytes of buffers for all frontends is reached (${this.budget.bytes} in use, ${bytes} asked)`);
+    const left = Math.min(this.limits.maxBytes - this.liveBytes, this.budget.maxBytes - this.budget.bytes);
     const limits = { maxPages: Math.floor(left / 4096) };
     const r = beAlloc
       ? allocateForFrontend(this.platform, this.frontendDomid, req.gref_directory, size, limits)
@@ -151,6 +166,7 @@ export class BufferStore {
     this.dbufs.set(cookie, new DisplayBuffer(cookie, r.value, beAlloc, offset, size, pitch, width, height, bpp));
     this.liveBuffers++;
     this.liveBytes += bytes;
+    this.budget.bytes += bytes;
     return OK;
   }
 
@@ -222,9 +238,14 @@ export class BufferStore {
 
   private dropBuffer(d: DisplayBuffer): void {
     if (--d.refs > 0) return;
-    d.memory.release();
     this.liveBuffers--;
-    this.liveBytes -= pagesForBytes(d.size) * 4096;
+    const bytes = pagesForBytes(d.size) * 4096;
+    // Counted until the memory is really gone: the backend's own pages stay allocated while the
+    // frontend still maps them.
+    d.memory.release(() => {
+      this.liveBytes -= bytes;
+      this.budget.bytes -= bytes;
+    });
   }
 
   /** Ends every attachment and table entry (the frontend went away); connectors release theirs. */

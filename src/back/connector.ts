@@ -213,8 +213,11 @@ export class BackConnector {
     const old = this.config;
     this.configGeneration++;
     this.config = { fb: this.store.hold(fb), x, y, width, height };
-    this.output.configure({ frame: fb, x, y, width, height });
-    if (old) this.store.release(old.fb);
+    try {
+      this.output.configure({ frame: fb, x, y, width, height });
+    } finally {
+      if (old) this.store.release(old.fb);
+    }
   }
 
   /** SET_CONFIG with all zeros. */
@@ -222,8 +225,11 @@ export class BackConnector {
     const old = this.config;
     this.configGeneration++;
     this.config = undefined;
-    this.output.configure(undefined);
-    if (old) this.store.release(old.fb);
+    try {
+      this.output.configure(undefined);
+    } finally {
+      if (old) this.store.release(old.fb);
+    }
   }
 
   /** May one more flip be accepted (its frame-done event must have room to wait)? */

@@ -20,7 +20,7 @@ import { XenbusState, type XenbusStateValue, xenbusStateName } from '../abi/xenb
 import { XEN_ERRNO } from '../abi/xen-errno.js';
 import { XenbusDevice } from '../xenbus/device.js';
 import type { XenPlatform } from '../xenbus/xen-platform.js';
-import { BufferStore, type DisplayLimits } from './buffers.js';
+import { type BackendBudget, BufferStore, type DisplayLimits } from './buffers.js';
 import { handleRequest } from './commands.js';
 import { BackConnector, BindError, type ConnectorSetup } from './connector.js';
 import type { Presenter } from './presenter.js';
@@ -55,12 +55,13 @@ export class FrontendHandler {
     readonly devid: number,
     private readonly presenter: Presenter,
     private readonly limits: DisplayLimits,
+    private readonly budget: BackendBudget,
     private readonly log: BackendLog,
   ) {}
 
-  static async start(opts: { platform: XenPlatform; backendPath: string; devid: number; presenter: Presenter; limits: DisplayLimits; log: BackendLog }): Promise<FrontendHandler> {
+  static async start(opts: { platform: XenPlatform; backendPath: string; devid: number; presenter: Presenter; limits: DisplayLimits; budget: BackendBudget; log: BackendLog }): Promise<FrontendHandler> {
     const dev = await XenbusDevice.open(opts.platform, 'backend', opts.backendPath);
-    const h = new FrontendHandler(dev, opts.devid, opts.presenter, opts.limits, opts.log);
+    const h = new FrontendHandler(dev, opts.devid, opts.presenter, opts.limits, opts.budget, opts.log);
     if (dev.state === XenbusState.Closed) await dev.switchState(XenbusState.Initialising);
     else if (dev.state !== XenbusState.Initialising) {
       // Left over from a backend that went away: start over, as libxenbe does.
@@ -119,7 +120,15 @@ export class FrontendHandler {
   private async connect(): Promise<void> {
     try {
       await this.bind();
+      if (this.stopped) {
+        this.unbind();
+        return;
+      }
     } catch (e) {
+      if (this.stopped) {
+        this.unbind();
+        return;
+      }
       const errno = e instanceof BindError ? e.errno : -XEN_ERRNO.EIO;
       const why = e instanceof Error ? e.message : String(e);
       this.log(`${this.name}: cannot connect: ${why}`);
@@ -140,8 +149,13 @@ export class FrontendHandler {
       const [reqRef, reqPort, evtRef, evtPort, resolution, uniqueId] = await Promise.all(
         [XENDISPL_FIELD_REQ_RING_REF, XENDISPL_FIELD_REQ_CHANNEL, XENDISPL_FIELD_EVT_RING_REF, XENDISPL_FIELD_EVT_CHANNEL, XENDISPL_FIELD_RESOLUTION, XENDISPL_FIELD_UNIQUE_ID].map((k) => dev.readOtherend(`${base}/${k}`)),
       );
-      if (resolution === undefined && reqRef === undefined) break;
+      // Connectors the frontend set up (displ_be reads while <i> exists; Linux sets up at most 4).
+      if (reqRef === undefined) break;
       if (i >= this.limits.maxConnectors) throw new BindError(`more than ${this.limits.maxConnectors} connectors`, -XEN_ERRNO.E2BIG);
+      // The configuration must be the toolstack's (owned by this backend or dom0, read-only for
+      // the guest): a guest owns <i>/ and could otherwise replace it with its own.
+      const owner = await dev.xs.getPerms(`${dev.otherendPath}/${base}/${XENDISPL_FIELD_RESOLUTION}`).then((p) => p[0]?.domid, () => undefined);
+      if (owner === this.frontendDomid) throw new BindError(`connector ${i}: its resolution was written by the guest, not the toolstack`, -XEN_ERRNO.EPERM);
       const res = parseResolution(resolution ?? '', this.limits.maxResolution);
       if (!res) throw new BindError(`connector ${i}: resolution "${resolution ?? ''}" is not <width>x<height> within 1..${this.limits.maxResolution}`, -XEN_ERRNO.EINVAL);
       setups.push({
@@ -154,7 +168,8 @@ export class FrontendHandler {
     }
     if (setups.length === 0) throw new BindError('the frontend has no connectors', -XEN_ERRNO.ENODEV);
     const p = dev.platform;
-    const store = new BufferStore(p, this.frontendDomid, this.limits);
+    if (this.stopped) return;
+    const store = new BufferStore(p, this.frontendDomid, this.limits, this.budget);
     this.store = store;
     const ctx = {
       platform: p,
@@ -181,6 +196,7 @@ export class FrontendHandler {
   }
 
   private async protocolError(conn: BackConnector, why: string): Promise<void> {
+    if (this.stopped) return;
     this.log(`${this.name} connector ${conn.index}: ${why}: disconnecting the frontend`);
     this.unbind();
     await this.dev.devError(-XEN_ERRNO.EIO, `connector ${conn.index}: ${why}`).catch(() => undefined);

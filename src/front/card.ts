@@ -154,6 +154,8 @@ export interface CardOptions {
   readonly flipTimeoutMs: number;
   /** The program let go of the card. */
   readonly onClose: (card: Card) => void;
+  /** A new dbuf/fb cookie (unique across the device's cards; default: per card). */
+  readonly cookie?: () => bigint;
 }
 
 export class Card {
@@ -217,7 +219,7 @@ export class Card {
   }
 
   private cookie(): bigint {
-    return this.nextCookie++;
+    return this.opts.cookie ? this.opts.cookie() : this.nextCookie++;
   }
 
   /** A dumb buffer (DBUF_CREATE) in the device's allocation mode. */

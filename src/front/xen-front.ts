@@ -60,6 +60,8 @@ export class XenFront {
   private readonly log: (text: string) => void;
   /** Times the device connected (a reconnect after recovery counts again). */
   connects = 0;
+  /** Cookies are unique for the device's whole life, across cards. */
+  private nextCookie = 1n;
 
   private constructor(
     readonly dev: XenbusDevice,
@@ -140,7 +142,9 @@ export class XenFront {
     switch (back) {
       case XenbusState.InitWait:
         if (own === XenbusState.Reconfiguring) return;
-        if (this.setUp || own === XenbusState.Connected || own === XenbusState.Initialised) await this.disconnect('the backend restarted');
+        // As Linux: only a connected device is torn down; channels published but not yet bound
+        // are simply bound by the (new) backend.
+        if (this.card_ || own === XenbusState.Connected) await this.disconnect('the backend restarted');
         if (this.dev.state === XenbusState.Initialising) await this.setup();
         return;
       case XenbusState.Initialising:
@@ -205,6 +209,7 @@ export class XenFront {
       connectors: this.configs,
       channels: this.channels,
       flipTimeoutMs: this.flipTimeoutMs,
+      cookie: () => this.nextCookie++,
       onClose: (c) => void this.run(() => this.onCardClosed(c)),
     });
   }

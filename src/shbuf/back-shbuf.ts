@@ -43,8 +43,12 @@ export interface BackBuffer {
   /** The whole buffer as one view, when its pages are adjacent in machine memory. */
   readonly view: Uint8Array | undefined;
   page(i: number): Uint8Array;
-  /** Unmaps (or ungrants and frees) it; idempotent. */
-  release(): void;
+  /**
+   * Unmaps (or ungrants and frees) it; idempotent. `onGone` runs once the memory is really gone:
+   * at once for a mapping, and for the backend's own pages once the frontend unmapped every one
+   * (a grant still mapped is ended later by the grant layer).
+   */
+  release(onGone?: () => void): void;
 }
 
 /**
@@ -104,10 +108,11 @@ class MappedBuffer implements BackBuffer {
   page(i: number): Uint8Array {
     return this.mapping.page(i);
   }
-  release(): void {
+  release(onGone?: () => void): void {
     if (this.released) return;
     this.released = true;
     this.p.maps.unmap(this.mapping);
+    onGone?.();
   }
 }
 
@@ -150,19 +155,39 @@ class GrantedBuffer implements BackBuffer {
     readonly size: number,
     readonly refs: Uint32Array,
     private readonly gfns: Int32Array,
-    readonly view: Uint8Array | undefined,
+    private ownView: Uint8Array | undefined,
   ) {}
   get pages(): number {
     return this.refs.length;
   }
+  get view(): Uint8Array | undefined {
+    return this.ownView;
+  }
   page(i: number): Uint8Array {
     return this.p.memory.page(this.gfns[i]!)!;
   }
-  release(): void {
+  release(onGone?: () => void): void {
     if (this.released) return;
     this.released = true;
-    this.refs.forEach((r, i) => this.p.grants.endAccess(r, () => this.p.memory.freePages([this.gfns[i]!])));
+    this.ownView = undefined;
+    endAndFree(this.p, this.refs, this.gfns, onGone);
   }
+}
+
+/**
+ * Ends the grants of our own pages and frees each page only once its grant has ended (the peer
+ * may still map it: freeing it earlier would let the gfn be reused while the peer reaches it).
+ */
+function endAndFree(p: Platform, refs: ArrayLike<number>, gfns: Int32Array, onGone?: () => void): void {
+  let left = refs.length;
+  for (let i = 0; i < refs.length; i++) {
+    const gfn = gfns[i]!;
+    p.grants.endAccess(refs[i]!, () => {
+      p.memory.freePages([gfn]);
+      if (--left === 0) onGone?.();
+    });
+  }
+  if (refs.length === 0) onGone?.();
 }
 
 /**
@@ -185,8 +210,7 @@ export function allocateForFrontend(p: Platform, domid: number, firstRef: number
   const refs = Uint32Array.from(granted);
   const w = walk(p, domid, firstRef, size, refs);
   if (!w.ok) {
-    refs.forEach((r) => p.grants.endAccess(r));
-    p.memory.freePages(own);
+    endAndFree(p, refs, own);
     return w;
   }
   return { ok: true, value: new GrantedBuffer(p, size, refs, own, p.memory.contiguous(own)?.subarray(0, size)) };

@@ -84,7 +84,9 @@ export class FrontShbuf {
     undo.push(() => p.memory.freePages(dirGfns));
     const dirRefs = p.grants.grantAccessBatch(be, dirGfns, false);
     if (typeof dirRefs === 'number') return fail('granting the directory', dirRefs);
-    undo.push(() => dirRefs.forEach((r) => p.grants.endAccess(r)));
+    // Each directory page is freed only once its grant ended (the backend may have mapped it).
+    undo.pop();
+    undo.push(() => dirRefs.forEach((r, i) => p.grants.endAccess(r, () => p.memory.freePages([dirGfns[i]!]))));
     const dirs = Array.from(dirGfns, (gfn) => p.memory.page(gfn)!);
 
     if (mode === 'frontend-alloc' && opts.pages) {

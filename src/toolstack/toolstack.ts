@@ -138,11 +138,17 @@ export class Toolstack {
         return d.backendDomid === backendDomid && spec ? [{ domid, spec }] : [];
       }),
     );
-    if (todo.length === 0) return 0;
-    await this.xs.transaction(async (tx) => {
-      for (const { domid, spec } of todo) await reattachVdisplDevice(tx, domid, spec, backendDomid);
-    });
-    return todo.length;
+    // One transaction per device: a guest busy writing in its own directory only delays its own.
+    let done = 0;
+    for (const { domid, spec } of todo) {
+      try {
+        await this.xs.transaction((tx) => reattachVdisplDevice(tx, domid, spec, backendDomid));
+        done++;
+      } catch (e) {
+        this.log(`toolstack: re-attaching vdispl ${domid}/${spec.devid} to domain ${backendDomid}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    return done;
   }
 
   /** Asks a guest to shut down, destroying it after `timeoutMs`; resolves once its records are gone. */

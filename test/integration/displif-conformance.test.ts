@@ -1042,7 +1042,7 @@ describe('displif conformance with a raw frontend (a flipper shares the backend 
         { what: 'req-event-channel not allocated', nodes: { ...good, '0/req-event-channel': 999 }, error: /^\d+ connector 0: binding req-event-channel/ },
         { what: 'req-ring-ref not a number', nodes: { ...good, '0/req-ring-ref': '12abc' }, error: /^22 connector 0 req-ring-ref "12abc" is not a number/ },
         { what: 'evt-event-channel missing', nodes: good, remove: '0/evt-event-channel', error: /^2 connector 0 evt-event-channel is missing/ },
-        { what: 'a connector 1 the toolstack never configured, 100000x1', nodes: { ...good, '1/resolution': '100000x1', '1/req-ring-ref': req.ref, '1/req-event-channel': reqPort, '1/evt-ring-ref': evt.ref, '1/evt-event-channel': evtPort }, cleanup: '1', error: /^22 connector 1: resolution "100000x1"/ },
+        { what: 'a connector 1 the toolstack never configured, 100000x1, written by the guest (refused: EPERM)', nodes: { ...good, '1/resolution': '100000x1', '1/req-ring-ref': req.ref, '1/req-event-channel': reqPort, '1/evt-ring-ref': evt.ref, '1/evt-event-channel': evtPort }, cleanup: '1', error: /^1 connector 1: its resolution was written by the guest, not the toolstack/ },
       ];
       const idle = footprint(g);
       for (const r of rounds) {
