@@ -106,7 +106,7 @@ export function handleRequest(ctx: CommandContext, conn: BackConnector, decoded:
   } else {
     switch (req.operation) {
       case XENDISPL_OP_DBUF_CREATE:
-        reply = fromStatus(ctx.store.createBuffer(req));
+        reply = { ...fromStatus(ctx.store.createBuffer(req)), pages: Math.ceil(req.buffer_sz / 4096) };
         break;
       case XENDISPL_OP_DBUF_DESTROY:
         reply = fromStatus(ctx.store.destroyBuffer(req.dbuf_cookie));

@@ -6,7 +6,9 @@
  * Requests are served synchronously in ring order, each answered with a full 64-byte response.
  * A frontend that publishes an impossible req_prod (more than the ring holds) is a protocol
  * error: the connector reports it and the device handler disconnects that frontend only. At most
- * BATCH requests are served per turn of the event loop, so one busy guest cannot stall others.
+ * Work is shared per frontend device: each turn of the event loop it may use TURN_WORK units
+ * across all its connectors (a request is one unit, plus one per 128 pages it maps or unmaps),
+ * then waits for the next turn, so one busy guest cannot stall others.
  *
  * Frame-done events are never dropped: when the 63-slot event page is full they wait here (up to
  * maxPendingEvents; beyond that PG_FLIP is refused with -EBUSY) and are written as the frontend
@@ -50,12 +52,35 @@ export interface Reply {
   readonly why?: string;
   /** Runs once the response is visible to the frontend (a flip starts presenting then). */
   readonly after?: () => void;
+  /** Pages the request mapped or unmapped (for the per-turn work budget). */
+  readonly pages?: number;
 }
 
 export type RequestHandler = (conn: BackConnector, req: ReturnType<typeof decodeReq>) => Reply;
 
-/** Requests served per turn of the event loop before yielding to other work. */
-const BATCH = 64;
+/** Work units one frontend device may use per turn of the event loop (64 small requests). */
+export const TURN_WORK = 64;
+const PAGES_PER_UNIT = 128;
+
+/** A frontend device's work allowance for the current turn of the event loop, shared by its connectors. */
+export class TurnBudget {
+  private left = TURN_WORK;
+  private resetting = false;
+
+  get exhausted(): boolean {
+    return this.left <= 0;
+  }
+
+  take(units: number): void {
+    this.left -= units;
+    if (this.resetting) return;
+    this.resetting = true;
+    setImmediate(() => {
+      this.left = TURN_WORK;
+      this.resetting = false;
+    });
+  }
+}
 const RETRY_MIN_MS = 1;
 const RETRY_MAX_MS = 32;
 
@@ -84,6 +109,7 @@ export class BackConnector {
     readonly output: ConnectorOutput,
     private readonly handler: RequestHandler,
     private readonly onProtocolError: (conn: BackConnector, why: string) => void,
+    private readonly turn: TurnBudget,
     private readonly reqMapping: GrantMapping,
     private readonly evtMapping: GrantMapping,
     private readonly ring: BackRing,
@@ -105,6 +131,8 @@ export class BackConnector {
     openOutput: (info: ConnectorInfo) => ConnectorOutput;
     handler: RequestHandler;
     onProtocolError: (conn: BackConnector, why: string) => void;
+    /** Shared by the device's connectors (default: this connector's own). */
+    turn?: TurnBudget;
   }): BackConnector {
     const { platform: p, frontendDomid: dom, setup } = opts;
     const undo: (() => void)[] = [];
@@ -132,7 +160,7 @@ export class BackConnector {
     } catch (e) {
       return fail(`opening the output: ${e instanceof Error ? e.message : String(e)}`, -XEN_ERRNO.EIO);
     }
-    const c = new BackConnector(p, dom, setup.info, opts.store, opts.limits, output, opts.handler, opts.onProtocolError, req.mapping, evt.mapping, ring, producer, reqPort, evtPort);
+    const c = new BackConnector(p, dom, setup.info, opts.store, opts.limits, output, opts.handler, opts.onProtocolError, opts.turn ?? new TurnBudget(), req.mapping, evt.mapping, ring, producer, reqPort, evtPort);
     p.events.on(reqPort, () => c.service());
     // Requests the frontend queued before we bound.
     c.schedule();
@@ -156,11 +184,10 @@ export class BackConnector {
     });
   }
 
-  /** Serves the control ring (RING_FINAL_CHECK_FOR_REQUESTS loop), BATCH requests per turn. */
+  /** Serves the control ring (RING_FINAL_CHECK_FOR_REQUESTS loop) within the device's turn budget. */
   service(): void {
     if (this.closed) return;
     const ring = this.ring;
-    let budget = BATCH;
     for (;;) {
       const rp = ring.sring.reqProd;
       if (ring.requestProdOverflow(rp)) {
@@ -168,8 +195,7 @@ export class BackConnector {
         return;
       }
       const afters: (() => void)[] = [];
-      while (ring.reqCons !== rp && budget > 0) {
-        budget--;
+      while (ring.reqCons !== rp && !this.turn.exhausted) {
         ring.takeRequest(this.scratch);
         const decoded = decodeReq(this.scratch);
         const id = this.scratch[0]! | (this.scratch[1]! << 8);
@@ -185,6 +211,7 @@ export class BackConnector {
         encodeResp({ id, operation, status: reply.status, ...(reply.edid_sz !== undefined ? { edid_sz: reply.edid_sz } : {}) }, ring.sring.page, ring.nextResponseOffset);
         ring.rspProdPvt = ring.rspProdPvt + 1;
         if (reply.after) afters.push(reply.after);
+        this.turn.take(1 + Math.floor((reply.pages ?? 0) / PAGES_PER_UNIT));
       }
       if (ring.pushResponsesAndCheckNotify()) this.platform.events.notify(this.reqPort);
       for (const a of afters) {
@@ -197,7 +224,7 @@ export class BackConnector {
         }
       }
       if (this.pendingEvents.length > 0) this.flushEvents();
-      if (budget === 0) {
+      if (this.turn.exhausted && ring.reqCons !== ring.sring.reqProd) {
         this.schedule();
         return;
       }

@@ -22,7 +22,7 @@ import { XenbusDevice } from '../xenbus/device.js';
 import type { XenPlatform } from '../xenbus/xen-platform.js';
 import { type BackendBudget, BufferStore, type DisplayLimits } from './buffers.js';
 import { handleRequest } from './commands.js';
-import { BackConnector, BindError, type ConnectorSetup } from './connector.js';
+import { BackConnector, BindError, type ConnectorSetup, TurnBudget } from './connector.js';
 import type { Presenter } from './presenter.js';
 
 export type BackendLog = (text: string) => void;
@@ -177,6 +177,7 @@ export class FrontendHandler {
       store,
       onError: (c: BackConnector, op: string, r: { status: number; why?: string }) => this.log(`${this.name} connector ${c.index}: ${op} failed (${r.status}): ${r.why ?? ''}`),
     };
+    const turn = new TurnBudget();
     for (const setup of setups) {
       this.connectors.push(
         BackConnector.bind({
@@ -188,6 +189,7 @@ export class FrontendHandler {
           openOutput: (info) => this.presenter.openConnector(info),
           handler: (conn, req) => handleRequest(ctx, conn, req),
           onProtocolError: (conn, why) => void this.protocolError(conn, why),
+          turn,
         }),
       );
     }
