@@ -135,6 +135,27 @@ function checkSize(size: number, limits: BufferLimits): ShbufResult<void> | unde
   return undefined;
 }
 
+/**
+ * Walks and checks a frontend's directory for a `size`-byte buffer and returns the buffer's refs
+ * (what displ_be hands to gntdev's EXP_FROM_REFS). Nothing stays mapped.
+ */
+export function readFrontendRefs(p: Platform, domid: number, firstRef: number, size: number, limits: BufferLimits = {}): ShbufResult<Uint32Array> {
+  const bad = checkSize(size, limits);
+  if (bad) return bad as ShbufResult<Uint32Array>;
+  return walk(p, domid, firstRef, size);
+}
+
+/**
+ * be-alloc: writes `refs` (the backend's grants of its buffer) into the frontend's directory for
+ * a `size`-byte buffer, after checking the directory as readFrontendRefs does.
+ */
+export function fillFrontendDirectory(p: Platform, domid: number, firstRef: number, size: number, refs: Uint32Array, limits: BufferLimits = {}): ShbufResult<Uint32Array> {
+  const bad = checkSize(size, limits);
+  if (bad) return bad as ShbufResult<Uint32Array>;
+  if (refs.length !== geometry(size).pages) return fail(-XEN_ERRNO.EINVAL, `${refs.length} refs for a ${size}-byte buffer`);
+  return walk(p, domid, firstRef, size, refs);
+}
+
 /** Maps a frontend-allocated buffer read-write (all or nothing). */
 export function mapFrontendBuffer(p: Platform, domid: number, firstRef: number, size: number, limits: BufferLimits = {}): ShbufResult<BackBuffer> {
   const bad = checkSize(size, limits);
@@ -191,8 +212,9 @@ function endAndFree(p: Platform, refs: ArrayLike<number>, gfns: Int32Array, onGo
 }
 
 /**
- * be-alloc: allocates the buffer here (contiguous when possible), grants every page read-write
- * to the frontend and writes the refs into its directory. Nothing is left behind on failure.
+ * be-alloc without a dma-buf: allocates the buffer here (contiguous when possible), grants every
+ * page read-write to the frontend and writes the refs into its directory. Nothing is left behind
+ * on failure. (The backend itself goes through a dma-buf: see allocateBufferFor in back/buffers.ts.)
  */
 export function allocateForFrontend(p: Platform, domid: number, firstRef: number, size: number, limits: BufferLimits = {}): ShbufResult<BackBuffer> {
   const bad = checkSize(size, limits);
