@@ -174,6 +174,9 @@ export class Framebuffer implements Frame {
   page(i: number): Uint8Array {
     return this.dbuf.memory.page(i);
   }
+  get dmabuf(): DmaBuf | undefined {
+    return this.dbuf.memory instanceof DmaBufMemory ? this.dbuf.memory.dmabuf : undefined;
+  }
 }
 
 /** Bytes of buffers held by every frontend of one backend. */

@@ -10,6 +10,7 @@
  * present() it started has completed.
  */
 import type { PixelFormat } from '../abi/fourcc.js';
+import type { DmaBuf } from '../dmabuf/dmabuf.js';
 
 /** The pixels of one framebuffer, zero-copy. */
 export interface Frame {
@@ -27,6 +28,8 @@ export interface Frame {
   readonly view: Uint8Array | undefined;
   /** Page `i` of the buffer (always available). */
   page(i: number): Uint8Array;
+  /** The buffer as a dma-buf, for outputs that take one (hold a reference with get() to keep it). */
+  readonly dmabuf: DmaBuf | undefined;
 }
 
 /** Where the connector shows which part of its frame (SET_CONFIG). */

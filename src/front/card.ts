@@ -253,6 +253,11 @@ export class Card {
         data_ofs: 0,
       });
       if (this.beAlloc) shbuf.mapBackendPages();
+      if (this.closed) {
+        // The card was closed while this was in flight: undo it on the backend too.
+        await this.opts.channels[0]!.request({ operation: XENDISPL_OP_DBUF_DESTROY, dbuf_cookie: cookie }).catch(() => undefined);
+        throw new DisplayError(-XEN_ERRNO.ENODEV, 'the card was closed');
+      }
     } catch (e) {
       shbuf.free();
       if (e instanceof ShbufError) {
@@ -298,6 +303,10 @@ export class Card {
     if (buffer.isDestroyed) throw new DisplayError(-XEN_ERRNO.ENOENT, 'the buffer was destroyed');
     const cookie = this.cookie();
     await this.call(0, { operation: XENDISPL_OP_FB_ATTACH, dbuf_cookie: buffer.cookie, fb_cookie: cookie, width, height, pixel_format: format.fourcc });
+    if (this.closed) {
+      await this.opts.channels[0]!.request({ operation: XENDISPL_OP_FB_DETACH, fb_cookie: cookie }).catch(() => undefined);
+      throw new DisplayError(-XEN_ERRNO.ENODEV, 'the card was closed');
+    }
     const fb = new Framebuffer(this, cookie, buffer, format, width, height);
     this.fbs.add(fb);
     return fb;
