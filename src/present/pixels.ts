@@ -9,7 +9,7 @@
  * YUYV is BT.601 limited range, integer arithmetic, clamped. Little-endian pixels, as DRM
  * formats are defined.
  */
-import type { PixelFormat, RgbLayout, Yuv422Layout } from '../abi/fourcc.js';
+import type { PixelFormat, Yuv422Layout } from '../abi/fourcc.js';
 
 /** Widens a `bits`-bit value to 8 bits by bit replication. */
 export function widen(v: number, bits: number): number {
