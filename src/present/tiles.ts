@@ -1,0 +1,99 @@
+/**
+ * Damage and tile encoding shared by the outputs (viewer now, VNC later): a frame's visible
+ * pixels are compared with the last frame a client got, 64x64 tile by tile, in the frame's own
+ * format (half the bytes for 16-bit formats); changed tiles are converted to RGBA and deflated
+ * (zlib level 1), or sent raw when deflate does not save at least 10%.
+ */
+import { deflateRawSync } from 'node:zlib';
+import type { PixelFormat } from '../abi/fourcc.js';
+import { toRgba } from './pixels.js';
+
+export const TILE = 64;
+
+/** Packed rows of one frame in its own format (rowBytes = ceil(width * bpp / 8)). */
+export interface Raster {
+  readonly format: PixelFormat;
+  readonly width: number;
+  readonly height: number;
+  readonly pitch: number;
+  readonly data: Uint8Array;
+}
+
+export interface Rect {
+  readonly x: number;
+  readonly y: number;
+  readonly w: number;
+  readonly h: number;
+}
+
+function bytesOf(buf: Uint8Array): Buffer {
+  return Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** Byte range [from, to) of columns [x, x + w) in a row. */
+function columnBytes(format: PixelFormat, x: number, w: number): [number, number] {
+  return [Math.floor((x * format.bpp) / 8), Math.ceil(((x + w) * format.bpp) / 8)];
+}
+
+/** Tiles of `cur` that differ from `prev` (same geometry), or every tile when `prev` is undefined. */
+export function changedTiles(cur: Raster, prev: Uint8Array | undefined): Rect[] {
+  const cols = Math.ceil(cur.width / TILE);
+  const rows = Math.ceil(cur.height / TILE);
+  const out: Rect[] = [];
+  const tileRect = (tx: number, ty: number): Rect => ({ x: tx * TILE, y: ty * TILE, w: Math.min(TILE, cur.width - tx * TILE), h: Math.min(TILE, cur.height - ty * TILE) });
+  if (!prev) {
+    for (let ty = 0; ty < rows; ty++) for (let tx = 0; tx < cols; tx++) out.push(tileRect(tx, ty));
+    return out;
+  }
+  const a = bytesOf(cur.data);
+  const b = bytesOf(prev);
+  const dirty = new Uint8Array(cols);
+  const ranges = Array.from({ length: cols }, (_, tx) => columnBytes(cur.format, tx * TILE, Math.min(TILE, cur.width - tx * TILE)));
+  for (let ty = 0; ty < rows; ty++) {
+    dirty.fill(0);
+    let left = cols;
+    const y1 = Math.min(cur.height, (ty + 1) * TILE);
+    for (let y = ty * TILE; y < y1 && left > 0; y++) {
+      const row = y * cur.pitch;
+      // Whole row first: most rows of a mostly static frame are equal.
+      if (a.compare(b, row, row + cur.pitch, row, row + cur.pitch) === 0) continue;
+      for (let tx = 0; tx < cols; tx++) {
+        if (dirty[tx]) continue;
+        const [f, t] = ranges[tx]!;
+        if (a.compare(b, row + f, row + t, row + f, row + t) !== 0) {
+          dirty[tx] = 1;
+          left--;
+        }
+      }
+    }
+    for (let tx = 0; tx < cols; tx++) if (dirty[tx]) out.push(tileRect(tx, ty));
+  }
+  return out;
+}
+
+/** Copies the bytes of `rects` from `cur` into `shadow` (the client's copy of what it has). */
+export function copyTiles(cur: Raster, shadow: Uint8Array, rects: readonly Rect[]): void {
+  for (const r of rects) {
+    const [f, t] = columnBytes(cur.format, r.x, r.w);
+    for (let y = r.y; y < r.y + r.h; y++) {
+      const o = y * cur.pitch;
+      shadow.set(cur.data.subarray(o + f, o + t), o + f);
+    }
+  }
+}
+
+export const ENC_RAW = 0;
+export const ENC_DEFLATE = 1;
+
+export interface EncodedTile extends Rect {
+  readonly encoding: typeof ENC_RAW | typeof ENC_DEFLATE;
+  readonly data: Uint8Array;
+}
+
+/** A tile as RGBA, deflated when that saves at least 10%. */
+export function encodeTile(cur: Raster, r: Rect): EncodedTile {
+  const rgba = toRgba({ bytes: cur.data, offset: 0, pitch: cur.pitch, width: cur.width, height: cur.height, format: cur.format }, r.x, r.y, r.w, r.h) as Uint8Array;
+  const z = deflateRawSync(rgba, { level: 1 });
+  if (z.length < rgba.length * 0.9) return { ...r, encoding: ENC_DEFLATE, data: z };
+  return { ...r, encoding: ENC_RAW, data: rgba };
+}

@@ -1,0 +1,128 @@
+/**
+ * The viewer page: every connector in a canvas at native size with its name and figures. Frames
+ * arrive as tiles of RGBA (raw or deflate-raw, decompressed with DecompressionStream); after a
+ * frame's tiles are drawn the page acknowledges it on the next animation frame with the time it
+ * was painted. The page reconnects when the server goes away. `window.vdispl` exposes what was
+ * painted (for tests): `painted[id]` = last painted seq, `canvas(id)`.
+ */
+export const VIEWER_PAGE = String.raw`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>vdispl viewer</title>
+<style>
+  body { background: #202124; color: #e8eaed; font: 14px system-ui, sans-serif; margin: 16px; }
+  h1 { font-size: 16px; font-weight: 600; margin: 0 0 12px; }
+  #status { color: #9aa0a6; margin-left: 8px; font-weight: 400; }
+  .conn { display: inline-block; vertical-align: top; margin: 0 16px 16px 0; }
+  .conn header { margin-bottom: 4px; }
+  .conn .figures { color: #9aa0a6; margin-left: 8px; font-variant-numeric: tabular-nums; }
+  canvas { display: block; background: #000; image-rendering: pixelated; }
+</style>
+</head>
+<body>
+<h1>vdispl <span id="status">connecting…</span></h1>
+<div id="screens"></div>
+<script>
+(() => {
+  const screens = document.getElementById('screens');
+  const status = document.getElementById('status');
+  const conns = new Map();
+  const state = { painted: {}, canvas: (id) => conns.get(id)?.canvas, connected: false, frames: 0 };
+  window.vdispl = state;
+
+  function ensure(info) {
+    let c = conns.get(info.id);
+    if (!c) {
+      const el = document.createElement('div');
+      el.className = 'conn';
+      const header = document.createElement('header');
+      const name = document.createElement('span');
+      const figures = document.createElement('span');
+      figures.className = 'figures';
+      header.append(name, figures);
+      const canvas = document.createElement('canvas');
+      canvas.dataset.id = String(info.id);
+      el.append(header, canvas);
+      screens.append(el);
+      c = { el, name, figures, canvas, ctx: canvas.getContext('2d', { willReadFrequently: true }), chain: Promise.resolve(), times: [], lat: [] };
+      conns.set(info.id, c);
+    }
+    c.name.textContent = info.name + ' — ' + info.width + 'x' + info.height + (info.format ? ' ' + info.format : '');
+    if (c.canvas.width !== info.width || c.canvas.height !== info.height) {
+      c.canvas.width = info.width;
+      c.canvas.height = info.height;
+    }
+    return c;
+  }
+
+  async function inflate(bytes) {
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+
+  function frame(ws, buf) {
+    const dv = new DataView(buf);
+    const id = dv.getUint16(2, true);
+    const seq = dv.getUint32(4, true);
+    const flipAt = dv.getFloat64(8, true);
+    const width = dv.getUint16(16, true);
+    const height = dv.getUint16(18, true);
+    const n = dv.getUint32(20, true);
+    const c = conns.get(id) || ensure({ id, name: 'connector ' + id, width, height, format: '' });
+    if (c.canvas.width !== width || c.canvas.height !== height) { c.canvas.width = width; c.canvas.height = height; }
+    const tiles = [];
+    let o = 24;
+    for (let i = 0; i < n; i++) {
+      const x = dv.getUint16(o, true), y = dv.getUint16(o + 2, true), w = dv.getUint16(o + 4, true), h = dv.getUint16(o + 6, true);
+      const enc = dv.getUint8(o + 8), len = dv.getUint32(o + 9, true);
+      tiles.push({ x, y, w, h, enc, data: new Uint8Array(buf, o + 13, len) });
+      o += 13 + len;
+    }
+    c.chain = c.chain.then(async () => {
+      const rgba = await Promise.all(tiles.map((t) => (t.enc === 1 ? inflate(t.data) : t.data)));
+      tiles.forEach((t, i) => c.ctx.putImageData(new ImageData(new Uint8ClampedArray(rgba[i].buffer, rgba[i].byteOffset, t.w * t.h * 4), t.w, t.h), t.x, t.y));
+      await new Promise((r) => requestAnimationFrame(r));
+      const paintedAt = performance.timeOrigin + performance.now();
+      state.painted[id] = seq;
+      state.frames++;
+      if (ws.readyState === 1) ws.send(JSON.stringify({ type: 'ack', id, seq, t: paintedAt }));
+      const t = performance.now();
+      c.times.push(t);
+      while (c.times.length && c.times[0] < t - 1000) c.times.shift();
+      c.lat.push(paintedAt - flipAt);
+      if (c.lat.length > 120) c.lat.shift();
+      const sorted = c.lat.slice().sort((a, b) => a - b);
+      const p50 = sorted[Math.floor(sorted.length / 2)] || 0;
+      c.figures.textContent = c.times.length + ' fps · flip→paint ' + p50.toFixed(1) + ' ms';
+    }).catch((e) => console.error(e));
+  }
+
+  function connect() {
+    const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
+    ws.binaryType = 'arraybuffer';
+    ws.onopen = () => { status.textContent = 'live'; state.connected = true; };
+    ws.onmessage = (e) => {
+      if (typeof e.data === 'string') {
+        const m = JSON.parse(e.data);
+        if (m.type === 'connectors') {
+          const ids = new Set(m.connectors.map((c) => c.id));
+          for (const [id, c] of conns) if (!ids.has(id)) { c.el.remove(); conns.delete(id); }
+          for (const info of m.connectors) ensure(info);
+          if (m.connectors.length === 0) status.textContent = 'live — no displays yet';
+          else status.textContent = 'live';
+        }
+      } else frame(ws, e.data);
+    };
+    ws.onclose = () => {
+      state.connected = false;
+      status.textContent = 'disconnected — reconnecting…';
+      setTimeout(connect, 500);
+    };
+  }
+  connect();
+})();
+</script>
+</body>
+</html>
+`;
