@@ -5,3 +5,4 @@ export * from './back/index.js';
 export * from './dmabuf/index.js';
 export * from './front/index.js';
 export { domainPlatform, withXenstore, type XenPlatform } from './xenbus/xen-platform.js';
+export type { GuestProgram, GuestProgramContext } from './run/guest-runner.js';

@@ -134,10 +134,22 @@ export class ViewerFeed implements Presenter {
     return c;
   }
 
-  /** @internal */
+  private pending = new Set<FeedConnector>();
+  private flushScheduled = false;
+
+  /** @internal Called from present()/configure(): the work happens later, never in the backend's path. */
   changed(c: FeedConnector, modeChanged: boolean): void {
     if (modeChanged) this.broadcastList();
-    for (const [client, st] of this.clients) if (!st.inflight.has(c.id)) this.sendTo(client, st, c);
+    if (this.clients.size === 0) return;
+    this.pending.add(c);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const cs = [...this.pending];
+      this.pending.clear();
+      for (const conn of cs) for (const [client, st] of this.clients) if (!st.inflight.has(conn.id)) this.sendTo(client, st, conn);
+    });
   }
 
   /** @internal */
@@ -194,15 +206,24 @@ export class ViewerFeed implements Presenter {
     const frame = c.frame;
     if (!shown || !frame || c.closed) return;
     const t0 = performance.now();
-    const copy = copyFramePixels(frame, shown.width, shown.height);
-    const raster: Raster = { format: frame.format, width: shown.width, height: shown.height, pitch: copy.pitch, data: copy.data };
-    const key = `${shown.width}x${shown.height}/${frame.format.name}`;
+    // Read the frame where it is when it is one view (no copy of the whole frame); else gather it.
+    const raster: Raster = frame.view
+      ? { format: frame.format, width: shown.width, height: shown.height, pitch: frame.pitch, data: frame.view.subarray(frame.offset, frame.offset + frame.pitch * (shown.height - 1) + Math.ceil((shown.width * frame.format.bpp) / 8)) }
+      : (() => {
+          const copy = copyFramePixels(frame, shown.width, shown.height);
+          return { format: frame.format, width: shown.width, height: shown.height, pitch: copy.pitch, data: copy.data };
+        })();
+    const key = `${shown.width}x${shown.height}/${frame.format.name}/${raster.pitch}`;
     const prev = st.shadow.get(c.id);
     const same = prev?.key === key ? prev.data : undefined;
     const rects = changedTiles(raster, same);
     const tiles = rects.map((r) => encodeTile(raster, r));
     if (same) copyTiles(raster, same, rects);
-    else st.shadow.set(c.id, { key, data: copy.data.slice() });
+    else {
+      const shadow = new Uint8Array(raster.pitch * shown.height);
+      shadow.set(raster.data);
+      st.shadow.set(c.id, { key, data: shadow });
+    }
     let size = 24;
     for (const t of tiles) size += 13 + t.data.length;
     const msg = new Uint8Array(size);

@@ -1,0 +1,249 @@
+/**
+ * `vdispl run` / `vdispl demo`: boots the emulated machine (XenStore, toolstack), a display
+ * backend in dom0 presenting into the viewer feed, and one guest running a guest program; shows
+ * figures, serves the browser viewer, writes PNG snapshots, and shuts everything down cleanly
+ * (the guest closes its device, the backend releases everything) on Ctrl-C, after N frames, or
+ * when the guest program ends, then checks that the hypervisor's accounting is back where it
+ * started.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
+import { DisplayBackend } from '../back/backend.js';
+import type { DomainExit } from '../hypervisor/domain-context.js';
+import type { MachineAccounting } from '../hypervisor/accounting.js';
+import { framePng } from '../present/png.js';
+import { type ConnectorFigures, ViewerFeed } from '../present/viewer-feed.js';
+import { ViewerServer } from '../present/viewer-server.js';
+import { Toolstack } from '../toolstack/toolstack.js';
+import type { VdisplDeviceSpec } from '../toolstack/vdispl-spec.js';
+
+export interface SessionIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  /** Whether stdout is a terminal (figures are updated in place). */
+  readonly tty: boolean;
+}
+
+export interface SessionOptions {
+  readonly guestName: string;
+  readonly devices: readonly VdisplDeviceSpec[];
+  /** URL of the guest program. */
+  readonly program: string;
+  readonly programArgs?: unknown;
+  /** Serve the viewer on this port (0: any free one); undefined: no viewer. */
+  readonly viewerPort?: number | undefined;
+  readonly snapshotDir?: string | undefined;
+  /** Stop once every connector presented this many frames. */
+  readonly frames?: number | undefined;
+  readonly json?: boolean;
+  readonly io: SessionIo;
+  /** Resolves when the user asks to stop (Ctrl-C). */
+  readonly interrupt: Promise<unknown>;
+  /** Figures every this many ms (default 1000). */
+  readonly intervalMs?: number;
+}
+
+interface GuestFigures {
+  readonly index: number;
+  readonly flips: number;
+  readonly p50: number;
+  readonly p99: number;
+}
+
+type GuestMessage = { type: 'figures'; connectors: GuestFigures[] } | { type: 'error'; stage: 'load' | 'run'; message: string; stack?: string };
+
+const RUNNER = new URL(`./guest-runner${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
+
+/** Resources of the machine that must be back at their starting values once everything is shut down. */
+export function resourceLeaks(base: MachineAccounting, now: MachineAccounting): string[] {
+  const out: string[] = [];
+  const ids = (a: MachineAccounting): string => a.domains.map((d) => `${d.domid}:${d.state}`).join(',');
+  if (ids(base) !== ids(now)) out.push(`domains: ${ids(base)} -> ${ids(now)}`);
+  for (const b of base.domains) {
+    const n = now.domains.find((d) => d.domid === b.domid);
+    if (!n) continue;
+    for (const k of ['pages', 'grantEntriesInUse', 'grantEntriesPinned', 'mapsHeld', 'mapsOfMine', 'ports'] as const) {
+      if (b[k] !== n[k]) out.push(`d${b.domid} ${k}: ${b[k]} -> ${n[k]}`);
+    }
+  }
+  return out;
+}
+
+function fmt(v: number, digits = 1): string {
+  return v.toFixed(digits);
+}
+
+function percentile(values: readonly number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length === 0 ? 0 : s[Math.min(s.length - 1, Math.floor(s.length * p))]!;
+}
+
+export interface SessionResult {
+  readonly code: number;
+  readonly leaks: readonly string[];
+}
+
+export async function runSession(o: SessionOptions): Promise<SessionResult> {
+  const { io } = o;
+  const bad = o.devices.find((d) => !('domid' in d.backend) || d.backend.domid !== 0);
+  if (bad) {
+    io.stderr(`vdispl: vdispl[${bad.devid}]: the backend must be dom0 (backend=0) for vdispl run\n`);
+    return { code: 2, leaks: [] };
+  }
+  const logs: string[] = [];
+  // Domains' log lines go above the figures (which are redrawn below them on a terminal).
+  let drawn = 0;
+  const printLog = (text: string): void => {
+    if (o.json) return;
+    if (io.tty && drawn > 0) {
+      io.stdout(`\x1b[${drawn}F\x1b[J`);
+      drawn = 0;
+    }
+    io.stdout(`${text}\n`);
+  };
+  const ts = await Toolstack.start({
+    log: (t) => logs.push(t),
+    machine: { memoryMiB: 512, log: (_d, name, text) => printLog(`[${name}] ${text}`) },
+  });
+  const feed = new ViewerFeed((i) => `${o.guestName}/${i.uniqueId}`);
+  const backend = await DisplayBackend.start({ platform: ts.dom0, presenter: feed, log: (t) => logs.push(t) });
+  let viewer: ViewerServer | undefined;
+  if (o.viewerPort !== undefined) {
+    try {
+      viewer = await ViewerServer.start({ feed, port: o.viewerPort });
+    } catch (e) {
+      io.stderr(`vdispl: cannot serve the viewer on 127.0.0.1:${o.viewerPort}: ${e instanceof Error ? e.message : String(e)}\n`);
+      await backend.stop();
+      await ts.close();
+      return { code: 1, leaks: [] };
+    }
+  }
+  const base = ts.machine.accounting();
+
+  const { port1, port2 } = new MessageChannel();
+  const guestFigures = new Map<number, GuestFigures>();
+  let guestError: Extract<GuestMessage, { type: 'error' }> | undefined;
+  port1.on('message', (m: GuestMessage) => {
+    if (m.type === 'figures') for (const c of m.connectors) guestFigures.set(c.index, c);
+    else guestError ??= m;
+  });
+  const guest = await ts.createDomain({
+    mode: 'worker',
+    name: o.guestName,
+    module: RUNNER,
+    args: { program: o.program, programArgs: o.programArgs, port: port2 },
+    transfer: [port2],
+    limits: { maxPages: 65536 },
+    vdispl: o.devices,
+  });
+
+  const expected = o.devices.reduce((n, d) => n + d.connectors.length, 0);
+  if (viewer) io.stdout(`viewer: ${viewer.url}\n`);
+  io.stdout(`guest ${o.guestName} (d${guest.domid}): ${o.devices.flatMap((d) => d.connectors.map((c) => `${c.uniqueId} ${c.width}x${c.height}`)).join(', ')}${o.devices.some((d) => d.beAlloc) ? ', backend-allocated buffers' : ''}; Ctrl-C to stop\n`);
+
+  const started = performance.now();
+  let last = { t: started, presented: new Map<number, number>(), painted: new Map<number, number>() };
+  const figuresLines = (overall = false): { lines: string[]; json: unknown } => {
+    const now = performance.now();
+    if (overall) last = { t: started, presented: new Map(), painted: new Map() };
+    const dt = (now - last.t) / 1000;
+    const figs: ConnectorFigures[] = feed.figures();
+    const rows = figs.map((f, i) => {
+      const g = guestFigures.get(i);
+      const fps = dt > 0 ? (f.presented - (last.presented.get(f.id) ?? 0)) / dt : 0;
+      const paintFps = dt > 0 ? (f.painted - (last.painted.get(f.id) ?? 0)) / dt : 0;
+      return { name: f.name, width: f.width, height: f.height, format: f.format, fps, flips: f.presented, flipP50Ms: g?.p50 ?? 0, flipP99Ms: g?.p99 ?? 0, viewerFps: paintFps, painted: f.painted, skipped: f.skipped, paintP50Ms: percentile(f.latencies.slice(-120), 0.5), viewerBytes: f.bytes, viewerEncodeMs: Math.round(f.encodeMs * 10) / 10 };
+    });
+    last = { t: now, presented: new Map(figs.map((f) => [f.id, f.presented])), painted: new Map(figs.map((f) => [f.id, f.painted])) };
+    const lines = rows.map((r) => {
+      const v = viewer ? `  viewer ${fmt(r.viewerFps, 0)} fps, paint ${fmt(r.paintP50Ms)} ms, skipped ${r.skipped}` : '';
+      return `  ${r.name.padEnd(20)} ${`${r.width}x${r.height}`.padEnd(10)} ${r.format.padEnd(9)} ${fmt(r.fps).padStart(5)} fps  flip p50 ${fmt(r.flipP50Ms, 2)} ms p99 ${fmt(r.flipP99Ms, 2)} ms  ${r.flips} frames${v}`;
+    });
+    return { lines, json: { t: Math.round(now - started), connectors: rows } };
+  };
+  const show = (final = false): void => {
+    const { lines, json } = figuresLines(final);
+    if (o.json) {
+      io.stdout(`${JSON.stringify(json)}\n`);
+      return;
+    }
+    if (io.tty && !final) {
+      io.stdout(`${drawn > 0 ? `\x1b[${drawn}F\x1b[J` : ''}${lines.join('\n')}\n`);
+      drawn = lines.length;
+    } else if (final) {
+      io.stdout(`${lines.join('\n')}\n`);
+    }
+  };
+
+  // Run until interrupted, the guest ends, or every connector presented `frames` frames.
+  let reason = 'guest' as 'interrupt' | 'frames' | 'guest';
+  let exit: DomainExit | undefined;
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      show();
+      if (o.frames !== undefined) {
+        const figs = feed.figures();
+        if (figs.length >= expected && figs.every((f) => f.presented >= o.frames!)) {
+          reason = 'frames';
+          finish();
+        }
+      }
+    }, o.frames !== undefined ? Math.min(o.intervalMs ?? 1000, 50) : (o.intervalMs ?? 1000));
+    const finish = (): void => {
+      clearInterval(tick);
+      resolve();
+    };
+    void o.interrupt.then(() => {
+      reason = 'interrupt';
+      finish();
+    });
+    void guest.handle.exited.then((e) => {
+      exit = e;
+      finish();
+    });
+  });
+
+  show(true);
+  // Snapshots of what each connector shows now, before the guest lets go of its buffers.
+  if (o.snapshotDir) {
+    mkdirSync(o.snapshotDir, { recursive: true });
+    for (const f of feed.frames()) {
+      const file = join(o.snapshotDir, `${f.name.replace(/[^A-Za-z0-9._-]+/g, '_')}.png`);
+      writeFileSync(file, framePng(f.frame, f.width, f.height));
+      io.stdout(`snapshot: ${file}\n`);
+    }
+  }
+  exit ??= reason === 'guest' ? await guest.handle.exited : await ts.shutdownDomain(guest.domid, 5000);
+  await ts.settled();
+  port1.close();
+  await backend.stop();
+  await viewer?.close();
+  // The backend releases asynchronously: give it a moment to let go of the last grants.
+  let leaks = resourceLeaks(base, ts.machine.accounting());
+  for (let i = 0; i < 50 && leaks.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    leaks = resourceLeaks(base, ts.machine.accounting());
+  }
+  await ts.close();
+
+  let code = 0;
+  if (guestError?.stage === 'load') {
+    const first = guestError.message.split('\n').find((l) => l.trim() !== '') ?? guestError.message;
+    io.stderr(`vdispl: cannot load the guest program ${o.program}: ${first.trim()}\n`);
+    code = 1;
+  } else if (guestError) {
+    io.stderr(`vdispl: the guest program threw:\n${guestError.stack ?? guestError.message}\n`);
+    code = 1;
+  } else if (exit.reason === 'crash') {
+    io.stderr(`vdispl: guest ${o.guestName} crashed: ${exit.error ?? 'unknown error'}\n`);
+    code = 1;
+  }
+  if (leaks.length > 0) {
+    io.stderr(`vdispl: resources not released after shutdown: ${leaks.join('; ')}\n`);
+    code = code || 1;
+  } else {
+    io.stdout(`stopped (${reason === 'interrupt' ? 'interrupted' : reason === 'frames' ? `${o.frames} frames per connector` : 'the guest program ended'}); every grant, mapping, page and port released\n`);
+  }
+  return { code, leaks };
+}
