@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { ABI_KINDS } from '../abi/json.js';
 import { abiDecode, abiEncode, parseKind } from './abi-command.js';
+import { runCommand, DEFAULT_VIEWER_PORT, type RunCommandOptions } from './run-command.js';
 import { runXenstored, untilSignal } from './xenstored-command.js';
 
 export interface CliIo {
@@ -89,6 +90,37 @@ function buildProgram(io: CliIo): Command {
     .addHelpText('after', '\nExample:\n  vdispl xenstored --socket /tmp/xs.sock &\n  XENSTORED_PATH=/tmp/xs.sock xenstore-write /vm/name demo\n  XENSTORED_PATH=/tmp/xs.sock xenstore-ls -p /')
     .action(async (o: { socket: string }) => {
       const code = await runXenstored({ socket: o.socket }, io, untilSignal());
+      if (code !== 0) throw new ExitCode(code);
+    });
+
+  const session = { stdout: io.stdout, stderr: io.stderr, tty: io === processIo && process.stdout.isTTY };
+  program
+    .command('demo')
+    .description('boot the emulated machine, a display backend and a guest drawing on two displays; show them live in a browser')
+    .option('--config <file>', 'an xl.cfg-style file with a vdispl = [...] line (default: two connectors, 1920x1080 and 1024x768)')
+    .option('--guest <module>', 'run this guest program instead of the built-in demo')
+    .option('--port <n>', `viewer port on 127.0.0.1 (default ${DEFAULT_VIEWER_PORT}; 0 = any free port)`)
+    .option('--headless', 'no viewer')
+    .option('--frames <n>', 'stop after N page flips per connector')
+    .option('--snapshot <dir>', 'write a PNG of each connector\'s last frame to DIR at exit')
+    .option('--json', 'print the figures as JSON lines')
+    .option('--be-alloc', 'backend-allocated buffers')
+    .action(async (o: RunCommandOptions) => {
+      const code = await runCommand('demo', o, session, untilSignal());
+      if (code !== 0) throw new ExitCode(code);
+    });
+  program
+    .command('run')
+    .description('run a guest program against the display stack')
+    .option('--config <file>', 'an xl.cfg-style file with a vdispl = [...] line (required)')
+    .option('--guest <module>', 'the guest program: an ES module whose default export is async main(ctx) (required)')
+    .option('--viewer', 'serve the browser viewer')
+    .option('--port <n>', `viewer port on 127.0.0.1 (default ${DEFAULT_VIEWER_PORT}; 0 = any free port)`)
+    .option('--frames <n>', 'stop after N page flips per connector')
+    .option('--snapshot <dir>', 'write a PNG of each connector\'s last frame to DIR at exit')
+    .option('--json', 'print the figures as JSON lines')
+    .action(async (o: RunCommandOptions) => {
+      const code = await runCommand('run', o, session, untilSignal());
       if (code !== 0) throw new ExitCode(code);
     });
 
