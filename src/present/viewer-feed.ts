@@ -10,7 +10,7 @@
  * Message to a client for one frame (binary, little-endian):
  *   u8 1, u8 0, u16 connector id, u32 seq, f64 flip time (ms since the epoch), u16 width,
  *   u16 height, u32 tile count, then per tile: u16 x, u16 y, u16 w, u16 h, u8 encoding
- *   (0 raw RGBA, 1 deflate-raw RGBA), u32 length, bytes.
+ *   (0 raw RGBA, 1 RLE RGBA, see tiles.ts), u32 length, bytes.
  */
 import type { ConnectorInfo, ConnectorOutput, Frame, OutputConfig, Presenter } from '../back/presenter.js';
 import { copyFramePixels } from '../back/memory-presenter.js';

@@ -1,6 +1,6 @@
 /**
  * The viewer page: every connector in a canvas at native size with its name and figures. Frames
- * arrive as tiles of RGBA (raw or deflate-raw, decompressed with DecompressionStream); after a
+ * arrive as tiles of RGBA (raw or run-length encoded, decoded synchronously); after a
  * frame's tiles are drawn the page acknowledges it on the next animation frame with the time it
  * was painted. The page reconnects when the server goes away. `window.vdispl` exposes what was
  * painted (for tests): `painted[id]` = last painted seq, `canvas(id)`.
@@ -28,7 +28,7 @@ export const VIEWER_PAGE = String.raw`<!doctype html>
   const screens = document.getElementById('screens');
   const status = document.getElementById('status');
   const conns = new Map();
-  const state = { painted: {}, canvas: (id) => conns.get(id)?.canvas, connected: false, frames: 0 };
+  const state = { painted: {}, canvas: (id) => conns.get(id)?.canvas, connected: false, frames: 0, decodeMs: 0, drawMs: 0, waitMs: 0, bytes: 0 };
   window.vdispl = state;
 
   function ensure(info) {
@@ -56,9 +56,17 @@ export const VIEWER_PAGE = String.raw`<!doctype html>
     return c;
   }
 
-  async function inflate(bytes) {
-    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
-    return new Uint8Array(await new Response(stream).arrayBuffer());
+  // RLE: repeated (u16 count, u32 RGBA pixel), little-endian (see tiles.ts).
+  function unrle(bytes, n) {
+    const out = new Uint32Array(n);
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let k = 0;
+    for (let o = 0; o + 6 <= bytes.length && k < n; o += 6) {
+      const count = dv.getUint16(o, true);
+      out.fill(dv.getUint32(o + 2, true), k, Math.min(n, k + count));
+      k += count;
+    }
+    return new Uint8Array(out.buffer);
   }
 
   function frame(ws, buf) {
@@ -79,10 +87,17 @@ export const VIEWER_PAGE = String.raw`<!doctype html>
       tiles.push({ x, y, w, h, enc, data: new Uint8Array(buf, o + 13, len) });
       o += 13 + len;
     }
+    state.bytes += buf.byteLength;
     c.chain = c.chain.then(async () => {
-      const rgba = await Promise.all(tiles.map((t) => (t.enc === 1 ? inflate(t.data) : t.data)));
+      const t0 = performance.now();
+      const rgba = tiles.map((t) => (t.enc === 1 ? unrle(t.data, t.w * t.h) : t.data));
+      const t1 = performance.now();
       tiles.forEach((t, i) => c.ctx.putImageData(new ImageData(new Uint8ClampedArray(rgba[i].buffer, rgba[i].byteOffset, t.w * t.h * 4), t.w, t.h), t.x, t.y));
+      const t2 = performance.now();
       await new Promise((r) => requestAnimationFrame(r));
+      state.decodeMs += t1 - t0;
+      state.drawMs += t2 - t1;
+      state.waitMs += performance.now() - t2;
       const paintedAt = performance.timeOrigin + performance.now();
       state.painted[id] = seq;
       state.frames++;
@@ -101,7 +116,12 @@ export const VIEWER_PAGE = String.raw`<!doctype html>
   function connect() {
     const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
     ws.binaryType = 'arraybuffer';
-    ws.onopen = () => { status.textContent = 'live'; state.connected = true; };
+    ws.onopen = () => {
+      status.textContent = 'live';
+      state.connected = true;
+      // A new connection may be a new session: what was painted before does not count.
+      state.painted = {};
+    };
     ws.onmessage = (e) => {
       if (typeof e.data === 'string') {
         const m = JSON.parse(e.data);

@@ -1,0 +1,57 @@
+/** Tile damage and encoding: exact round trips for every format, RLE bounds, damage only where pixels changed. */
+import { describe, expect, it } from 'vitest';
+import { dumbLayout, XEN_FRONT_FORMATS } from '../../../src/abi/fourcc.js';
+import { toRgba } from '../../../src/present/pixels.js';
+import { changedTiles, copyTiles, ENC_RAW, ENC_RLE, encodeTile, type Raster, rle, TILE, unrle } from '../../../src/present/tiles.js';
+
+function raster(formatIndex: number, w: number, h: number, fill: (i: number) => number): Raster {
+  const format = XEN_FRONT_FORMATS[formatIndex]!;
+  const lay = dumbLayout(w, h, format.bpp);
+  if (!lay.ok) throw new Error(lay.error.message);
+  const data = new Uint8Array(lay.value.size);
+  for (let i = 0; i < data.length; i++) data[i] = fill(i);
+  return { format, width: w, height: h, pitch: lay.value.pitch, data };
+}
+
+describe('tiles', () => {
+  it('RLE round-trips and gives up past its limit', () => {
+    const px = Uint32Array.from({ length: 4096 }, (_, i) => (i < 3000 ? 0xff00ff00 : i));
+    const z = rle(px, 4096 * 4)!;
+    expect(unrle(z, 4096)).toEqual(px);
+    expect(rle(Uint32Array.from({ length: 4096 }, (_, i) => i), 1000)).toBeUndefined();
+    expect(unrle(rle(new Uint32Array(70_000).fill(7), 1 << 20)!, 70_000)).toEqual(new Uint32Array(70_000).fill(7));
+  });
+
+  for (const [i, f] of XEN_FRONT_FORMATS.entries()) {
+    it(`${f.name}: every encoded tile decodes to exactly toRgba of its rectangle (flat and noisy content, odd size)`, () => {
+      for (const fill of [(k: number) => (k >> 9) & 0xff, (k: number) => (k * 2654435761) >>> 24]) {
+        const r = raster(i, 131, 70, fill);
+        for (const t of changedTiles(r, undefined)) {
+          const e = encodeTile(r, t);
+          const expected = toRgba({ bytes: r.data, offset: 0, pitch: r.pitch, width: r.width, height: r.height, format: r.format }, t.x, t.y, t.w, t.h);
+          const got = e.encoding === ENC_RLE ? new Uint8Array(unrle(e.data, t.w * t.h).buffer) : e.data;
+          expect(got).toEqual(expected);
+          expect([ENC_RAW, ENC_RLE]).toContain(e.encoding);
+        }
+      }
+    });
+  }
+
+  it('damage: only tiles whose bytes changed, then none after copying them', () => {
+    const r = raster(0, 300, 200, (k) => k & 0xff);
+    const prev = r.data.slice();
+    expect(changedTiles(r, prev)).toEqual([]);
+    const flip = (at: number, bits: number): void => {
+      r.data[at] = r.data[at]! ^ bits;
+    };
+    flip(130 * r.pitch + 70 * 2, 1); // pixel (70, 130) in RGB565
+    flip(5 * r.pitch + 299 * 2 + 1, 0x80); // pixel (299, 5)
+    const rects = changedTiles(r, prev);
+    expect(rects).toEqual([
+      { x: 4 * TILE, y: 0, w: 300 - 4 * TILE, h: TILE },
+      { x: TILE, y: 2 * TILE, w: TILE, h: TILE },
+    ]);
+    copyTiles(r, prev, rects);
+    expect(changedTiles(r, prev)).toEqual([]);
+  });
+});
