@@ -13,11 +13,9 @@ import { pagesForBytes } from '../abi/page-directory.js';
 import type { DbufCreateReq, FbAttachReq } from '../abi/displif-packets.js';
 import { XENDISPL_DBUF_FLG_REQ_ALLOC } from '../abi/displif-constants.js';
 import { XEN_ERRNO } from '../abi/xen-errno.js';
-import { allocDmaBuf } from '../dmabuf/alloc.js';
 import type { DmaBuf } from '../dmabuf/dmabuf.js';
-import { exportFromRefs, GNTDEV_DMA_FLAG_WC, importToRefs } from '../dmabuf/gntdev-dmabuf.js';
 import type { Platform } from '../hypervisor/platform.js';
-import { type BackBuffer, fillFrontendDirectory, readFrontendRefs, type ShbufResult } from '../shbuf/back-shbuf.js';
+import { allocateGuestBuffer, type BackBuffer, mapGuestBuffer } from './buffer-memory.js';
 import type { Frame } from './presenter.js';
 
 export interface DisplayLimits {
@@ -62,77 +60,6 @@ const err = (errno: number, why: string): Status => ({ status: -errno, why });
 
 const VALID_BPP = new Set([8, 16, 24, 32]);
 
-/** A display buffer's memory as a dma-buf (zero-copy: the guest's or the backend's own pages). */
-class DmaBufMemory implements BackBuffer {
-  private released = false;
-  constructor(
-    readonly dmabuf: DmaBuf,
-    readonly size: number,
-    readonly refs: Uint32Array,
-    private readonly drop: () => void,
-  ) {}
-  get pages(): number {
-    return this.refs.length;
-  }
-  get view(): Uint8Array | undefined {
-    return this.released ? undefined : this.dmabuf.contiguous?.subarray(0, this.size);
-  }
-  page(i: number): Uint8Array {
-    return this.dmabuf.page(i);
-  }
-  release(onGone?: () => void): void {
-    if (this.released) return;
-    this.released = true;
-    if (onGone) this.dmabuf.onRelease(onGone);
-    this.drop();
-  }
-}
-
-/**
- * Frontend-allocated, as displ_be's zero-copy DumbZCopyFront: the directory's refs exported as a
- * dma-buf (gntdev EXP_FROM_REFS, write-combined), released when the buffer goes.
- */
-function importFrontendBuffer(p: Platform, domid: number, firstRef: number, size: number, maxPages: number): ShbufResult<BackBuffer> {
-  const refs = readFrontendRefs(p, domid, firstRef, size, { maxPages });
-  if (!refs.ok) return refs;
-  const e = exportFromRefs(p, domid, refs.value, { flags: GNTDEV_DMA_FLAG_WC });
-  if (!e.ok) return { ok: false, errno: e.errno, message: e.message };
-  return { ok: true, value: new DmaBufMemory(e.dmabuf, size, refs.value, () => e.dmabuf.put()) };
-}
-
-/**
- * Backend-allocated, as displ_be's DumbZCopyBack: a (preferably contiguous) dma-buf of the
- * backend's own pages, granted to the frontend (gntdev IMP_TO_REFS) and its refs written into
- * the frontend's directory. Releasing ends the grants; the pages are freed once the frontend has
- * unmapped every one.
- */
-function allocateBufferFor(p: Platform, domid: number, firstRef: number, size: number, maxPages: number): ShbufResult<BackBuffer> {
-  const pages = pagesForBytes(size);
-  if (pages > maxPages) return { ok: false, errno: -XEN_ERRNO.ENOMEM, message: `a ${size}-byte buffer (${pages} pages) is over the limit of ${maxPages} pages` };
-  let d = allocDmaBuf(p, pages, { contiguous: true });
-  if (typeof d === 'number') d = allocDmaBuf(p, pages);
-  if (typeof d === 'number') return { ok: false, errno: d, message: `allocating ${pages} pages: ${d}` };
-  const dmabuf = d;
-  const imp = importToRefs(p, dmabuf, domid);
-  if (!imp.ok) {
-    dmabuf.put();
-    return { ok: false, errno: imp.errno, message: imp.message };
-  }
-  const filled = fillFrontendDirectory(p, domid, firstRef, size, imp.refs);
-  if (!filled.ok) {
-    imp.release();
-    dmabuf.put();
-    return filled;
-  }
-  return {
-    ok: true,
-    value: new DmaBufMemory(dmabuf, size, imp.refs, () => {
-      imp.release();
-      dmabuf.put();
-    }),
-  };
-}
-
 export class DisplayBuffer {
   /** Table entry + framebuffers using it. */
   refs = 1;
@@ -145,9 +72,6 @@ export class DisplayBuffer {
     readonly size: number,
     /** Row pitch (Linux dumb pitch); undefined for a PRIME import until its first FB_ATTACH. */
     public pitch: number | undefined,
-    public width: number,
-    public height: number,
-    public bpp: number,
   ) {}
 }
 
@@ -174,8 +98,8 @@ export class Framebuffer implements Frame {
   page(i: number): Uint8Array {
     return this.dbuf.memory.page(i);
   }
-  get dmabuf(): DmaBuf | undefined {
-    return this.dbuf.memory instanceof DmaBufMemory ? this.dbuf.memory.dmabuf : undefined;
+  get dmabuf(): DmaBuf {
+    return this.dbuf.memory.dmabuf;
   }
 }
 
@@ -235,12 +159,12 @@ export class BufferStore {
     if (bytes > this.limits.maxBytes - this.liveBytes) return err(XEN_ERRNO.ENOMEM, `limit of ${this.limits.maxBytes} bytes of buffers reached (${this.liveBytes} in use, ${bytes} asked)`);
     if (bytes > this.budget.maxBytes - this.budget.bytes) return err(XEN_ERRNO.ENOMEM, `the backend's limit of ${this.budget.maxBytes} bytes of buffers for all frontends is reached (${this.budget.bytes} in use, ${bytes} asked)`);
     const left = Math.min(this.limits.maxBytes - this.liveBytes, this.budget.maxBytes - this.budget.bytes);
-    const maxPages = Math.floor(left / 4096);
+    const limits = { maxPages: Math.floor(left / 4096) };
     const r = beAlloc
-      ? allocateBufferFor(this.platform, this.frontendDomid, req.gref_directory, size, maxPages)
-      : importFrontendBuffer(this.platform, this.frontendDomid, req.gref_directory, size, maxPages);
+      ? allocateGuestBuffer(this.platform, this.frontendDomid, req.gref_directory, size, limits)
+      : mapGuestBuffer(this.platform, this.frontendDomid, req.gref_directory, size, limits);
     if (!r.ok) return { status: r.errno, why: r.message };
-    this.dbufs.set(cookie, new DisplayBuffer(cookie, r.value, beAlloc, offset, size, pitch, width, height, bpp));
+    this.dbufs.set(cookie, new DisplayBuffer(cookie, r.value, beAlloc, offset, size, pitch));
     this.liveBuffers++;
     this.liveBytes += bytes;
     this.budget.bytes += bytes;
@@ -277,9 +201,6 @@ export class BufferStore {
     if (d.pitch === undefined) {
       // An imported buffer takes its geometry from its first framebuffer.
       d.pitch = pitch;
-      d.width = width;
-      d.height = height;
-      d.bpp = format.bpp;
     }
     d.refs++;
     this.fbs.set(cookie, new Framebuffer(cookie, d, format, width, height, pitch));

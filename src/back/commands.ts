@@ -24,7 +24,8 @@ import {
 } from '../abi/displif-constants.js';
 import { XEN_ERRNO } from '../abi/xen-errno.js';
 import type { Platform } from '../hypervisor/platform.js';
-import { mapFrontendBuffer } from '../shbuf/back-shbuf.js';
+import { exportFromRefs } from '../dmabuf/gntdev-dmabuf.js';
+import { readFrontendRefs } from '../shbuf/back-shbuf.js';
 import type { BufferStore, Status } from './buffers.js';
 import type { BackConnector, Reply } from './connector.js';
 import { buildEdid } from './edid.js';
@@ -84,14 +85,14 @@ function getEdid(ctx: CommandContext, conn: BackConnector, req: GetEdidReq): Rep
   if (req.buffer_sz > EDID_BUFFER_LIMIT) return fail(XEN_ERRNO.EINVAL, `buffer_sz ${req.buffer_sz} for an EDID is over ${EDID_BUFFER_LIMIT} bytes`);
   // The whole directory is checked; only the pages the EDID needs are mapped (the header asks
   // for at least 32 KiB; we write 128 or 256 bytes).
-  const m = mapFrontendBuffer(ctx.platform, ctx.frontendDomid, req.gref_directory, req.buffer_sz, { mapPages: Math.ceil(edid.length / 4096) });
+  const refs = readFrontendRefs(ctx.platform, ctx.frontendDomid, req.gref_directory, req.buffer_sz);
+  if (!refs.ok) return { status: refs.errno, why: `EDID buffer: ${refs.message}` };
+  const m = exportFromRefs(ctx.platform, ctx.frontendDomid, refs.value.subarray(0, Math.ceil(edid.length / 4096)));
   if (!m.ok) return { status: m.errno, why: `EDID buffer: ${m.message}` };
   try {
-    const b = m.value;
-    if (b.view) b.view.set(edid);
-    else for (let o = 0; o < edid.length; o += 4096) b.page(o / 4096).set(edid.subarray(o, o + 4096));
+    for (let o = 0; o < edid.length; o += 4096) m.dmabuf.page(o / 4096).set(edid.subarray(o, o + 4096));
   } finally {
-    m.value.release();
+    m.dmabuf.put();
   }
   return { status: 0, edid_sz: edid.length };
 }

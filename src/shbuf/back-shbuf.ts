@@ -1,19 +1,19 @@
 /**
- * The backend's side of a page-directory shared buffer:
+ * The backend's side of a page-directory shared buffer, at the directory level:
  *
- * - `mapFrontendBuffer`: walks the frontend's directory for ceil(size/4096) refs and maps them
- *   all read-write, zero-copy (frontend-allocated buffers);
- * - `allocateForFrontend`: allocates the buffer in the backend (contiguous), grants its pages to
- *   the frontend and writes their refs into the frontend's directory (backend-allocated, be-alloc).
+ * - `readFrontendRefs`: walks the frontend's directory for the ceil(size/4096) refs of a
+ *   frontend-allocated buffer (which the backend then maps: back/buffer-memory.ts);
+ * - `fillFrontendDirectory`: writes the backend's own refs into the frontend's directory
+ *   (backend-allocated buffers, be-alloc).
  *
- * Every malformed directory is an error with nothing left mapped or allocated: gref 0, a chain
- * shorter than the buffer, a loop in gref_dir_next_page, more directory pages than needed, refs
- * not granted to this domain, read-only refs where writing is needed, a buffer over the limit.
+ * Every malformed directory is an error with nothing left mapped: gref 0, a chain shorter than
+ * the buffer, a loop in gref_dir_next_page, more directory pages than needed, directory pages not
+ * granted to this domain, a read-only directory where it must be written, a buffer over the limit.
  */
 import { GNTST_bad_gntref, GNTST_general_error, GNTST_no_space, GNTST_permission_denied, gntstMessage } from '../abi/grant-table.js';
 import { PGDIR_GREFS_PER_PAGE } from '../abi/page-directory.js';
-import { XEN_ERRNO, xenErrnoName } from '../abi/xen-errno.js';
-import type { GrantMapping, Platform } from '../hypervisor/platform.js';
+import { XEN_ERRNO } from '../abi/xen-errno.js';
+import type { Platform } from '../hypervisor/platform.js';
 import { geometry, readPage, setRefs } from './directory.js';
 
 export type ShbufResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly errno: number; readonly message: string };
@@ -33,22 +33,6 @@ export function errnoForGntst(status: number): number {
     default:
       return -XEN_ERRNO.EINVAL;
   }
-}
-
-/** A buffer the backend can use: zero-copy page views, one contiguous view when possible. */
-export interface BackBuffer {
-  readonly size: number;
-  readonly pages: number;
-  readonly refs: Uint32Array;
-  /** The whole buffer as one view, when its pages are adjacent in machine memory. */
-  readonly view: Uint8Array | undefined;
-  page(i: number): Uint8Array;
-  /**
-   * Unmaps (or ungrants and frees) it; idempotent. `onGone` runs once the memory is really gone:
-   * at once for a mapping, and for the backend's own pages once the frontend unmapped every one
-   * (a grant still mapped is ended later by the grant layer).
-   */
-  release(onGone?: () => void): void;
 }
 
 /**
@@ -91,42 +75,13 @@ function walk(
   return { ok: true, value: refs };
 }
 
-class MappedBuffer implements BackBuffer {
-  private released = false;
-  constructor(
-    private readonly p: Platform,
-    readonly size: number,
-    readonly refs: Uint32Array,
-    private readonly mapping: GrantMapping,
-  ) {}
-  get pages(): number {
-    return this.refs.length;
-  }
-  get view(): Uint8Array | undefined {
-    return this.released ? undefined : this.mapping.contiguous?.subarray(0, this.size);
-  }
-  page(i: number): Uint8Array {
-    return this.mapping.page(i);
-  }
-  release(onGone?: () => void): void {
-    if (this.released) return;
-    this.released = true;
-    this.p.maps.unmap(this.mapping);
-    onGone?.();
-  }
-}
-
 export interface BufferLimits {
   /** Most pages one buffer may have. */
   readonly maxPages?: number;
-  /**
-   * mapFrontendBuffer: map only the first `mapPages` pages (the whole directory is still walked
-   * and checked); the buffer then covers min(size, mapPages * 4096) bytes.
-   */
-  readonly mapPages?: number;
 }
 
-function checkSize(size: number, limits: BufferLimits): ShbufResult<void> | undefined {
+/** A buffer_sz that is a size within the limit, or the error. */
+export function checkSize(size: number, limits: BufferLimits = {}): ShbufResult<void> | undefined {
   if (!Number.isInteger(size) || size <= 0 || size > 0xffff_ffff) return fail(-XEN_ERRNO.EINVAL, `buffer_sz ${size} is not a size`);
   const pages = geometry(size).pages;
   if (limits.maxPages !== undefined && pages > limits.maxPages) {
@@ -154,86 +109,4 @@ export function fillFrontendDirectory(p: Platform, domid: number, firstRef: numb
   if (bad) return bad as ShbufResult<Uint32Array>;
   if (refs.length !== geometry(size).pages) return fail(-XEN_ERRNO.EINVAL, `${refs.length} refs for a ${size}-byte buffer`);
   return walk(p, domid, firstRef, size, refs);
-}
-
-/** Maps a frontend-allocated buffer read-write (all or nothing). */
-export function mapFrontendBuffer(p: Platform, domid: number, firstRef: number, size: number, limits: BufferLimits = {}): ShbufResult<BackBuffer> {
-  const bad = checkSize(size, limits);
-  if (bad) return bad as ShbufResult<BackBuffer>;
-  const walked = walk(p, domid, firstRef, size);
-  if (!walked.ok) return walked;
-  const n = limits.mapPages !== undefined ? Math.max(1, Math.min(limits.mapPages, walked.value.length)) : walked.value.length;
-  const refs = walked.value.subarray(0, n);
-  const m = p.maps.map(domid, refs, false);
-  if (!m.ok) return fail(errnoForGntst(m.status), `buffer page ${m.index} (ref ${refs[m.index]}): ${gntstMessage(m.status)}`);
-  return { ok: true, value: new MappedBuffer(p, Math.min(size, n * 4096), refs, m.mapping) };
-}
-
-class GrantedBuffer implements BackBuffer {
-  private released = false;
-  constructor(
-    private readonly p: Platform,
-    readonly size: number,
-    readonly refs: Uint32Array,
-    private readonly gfns: Int32Array,
-    private ownView: Uint8Array | undefined,
-  ) {}
-  get pages(): number {
-    return this.refs.length;
-  }
-  get view(): Uint8Array | undefined {
-    return this.ownView;
-  }
-  page(i: number): Uint8Array {
-    return this.p.memory.page(this.gfns[i]!)!;
-  }
-  release(onGone?: () => void): void {
-    if (this.released) return;
-    this.released = true;
-    this.ownView = undefined;
-    endAndFree(this.p, this.refs, this.gfns, onGone);
-  }
-}
-
-/**
- * Ends the grants of our own pages and frees each page only once its grant has ended (the peer
- * may still map it: freeing it earlier would let the gfn be reused while the peer reaches it).
- */
-function endAndFree(p: Platform, refs: ArrayLike<number>, gfns: Int32Array, onGone?: () => void): void {
-  let left = refs.length;
-  for (let i = 0; i < refs.length; i++) {
-    const gfn = gfns[i]!;
-    p.grants.endAccess(refs[i]!, () => {
-      p.memory.freePages([gfn]);
-      if (--left === 0) onGone?.();
-    });
-  }
-  if (refs.length === 0) onGone?.();
-}
-
-/**
- * be-alloc without a dma-buf: allocates the buffer here (contiguous when possible), grants every
- * page read-write to the frontend and writes the refs into its directory. Nothing is left behind
- * on failure. (The backend itself goes through a dma-buf: see allocateBufferFor in back/buffers.ts.)
- */
-export function allocateForFrontend(p: Platform, domid: number, firstRef: number, size: number, limits: BufferLimits = {}): ShbufResult<BackBuffer> {
-  const bad = checkSize(size, limits);
-  if (bad) return bad as ShbufResult<BackBuffer>;
-  const { pages } = geometry(size);
-  let gfns = p.memory.allocPages(pages, true);
-  if (typeof gfns === 'number') gfns = p.memory.allocPages(pages, false);
-  if (typeof gfns === 'number') return fail(gfns, `allocating ${pages} pages: ${xenErrnoName(gfns) ?? gfns}`);
-  const own = gfns;
-  const granted = p.grants.grantAccessBatch(domid, own, false);
-  if (typeof granted === 'number') {
-    p.memory.freePages(own);
-    return fail(granted, `granting ${pages} pages: ${xenErrnoName(granted) ?? granted}`);
-  }
-  const refs = Uint32Array.from(granted);
-  const w = walk(p, domid, firstRef, size, refs);
-  if (!w.ok) {
-    endAndFree(p, refs, own);
-    return w;
-  }
-  return { ok: true, value: new GrantedBuffer(p, size, refs, own, p.memory.contiguous(own)?.subarray(0, size)) };
 }

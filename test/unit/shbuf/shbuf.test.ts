@@ -10,7 +10,8 @@
 import { describe, expect, it } from 'vitest';
 import { PGDIR_GREFS_PER_PAGE } from '../../../src/abi/page-directory.js';
 import { XEN_ERRNO } from '../../../src/abi/xen-errno.js';
-import { allocateForFrontend, type BackBuffer, mapFrontendBuffer, type ShbufResult } from '../../../src/shbuf/back-shbuf.js';
+import { allocateGuestBuffer, type BackBuffer, mapGuestBuffer } from '../../../src/back/buffer-memory.js';
+import type { ShbufResult } from '../../../src/shbuf/back-shbuf.js';
 import { readPage, setRefs, writeChain } from '../../../src/shbuf/directory.js';
 import { FrontShbuf } from '../../../src/shbuf/front-shbuf.js';
 import { guest, newMachine } from '../hypervisor/helpers.js';
@@ -26,7 +27,7 @@ async function setup(memoryMiB = 64, warmPages = 3100) {
   const size = warmPages * 4096;
   for (const mode of ['frontend-alloc', 'backend-alloc'] as const) {
     const b = FrontShbuf.create({ platform: fe.platform, backendDomid: be.domid, size, mode });
-    const back = mode === 'frontend-alloc' ? mapFrontendBuffer(be.platform, fe.domid, b.firstRef, size) : allocateForFrontend(be.platform, fe.domid, b.firstRef, size);
+    const back = mode === 'frontend-alloc' ? mapGuestBuffer(be.platform, fe.domid, b.firstRef, size) : allocateGuestBuffer(be.platform, fe.domid, b.firstRef, size);
     if (!back.ok) throw new Error(back.message);
     if (mode === 'backend-alloc') b.mapBackendPages();
     b.free();
@@ -63,7 +64,7 @@ describe('frontend-allocated buffers', () => {
       expect(readPage(dirs[dirs.length - 1]!).gref_dir_next_page).toBe(0);
       buf.view![size - 1] = 0x22;
       buf.view![0] = 0x11;
-      const back = ok(mapFrontendBuffer(be, feId, buf.firstRef, size));
+      const back = ok(mapGuestBuffer(be, feId, buf.firstRef, size));
       expect(back.pages).toBe(pages);
       expect(back.view![0]).toBe(0x11);
       if (size > 1) expect(back.view![size - 1]).toBe(0x22);
@@ -79,7 +80,7 @@ describe('frontend-allocated buffers', () => {
   it('freeing while the backend still maps defers the grants until it unmaps', async () => {
     const { m, fe, be, feId, beId, base } = await setup();
     const buf = FrontShbuf.create({ platform: fe, backendDomid: beId, size: 3 * 4096, mode: 'frontend-alloc' });
-    const back = ok(mapFrontendBuffer(be, feId, buf.firstRef, 3 * 4096));
+    const back = ok(mapGuestBuffer(be, feId, buf.firstRef, 3 * 4096));
     buf.free();
     expect(fe.grants.deferredCount).toBe(3);
     back.page(2)[0] = 7; // still the guest's page, still usable by the backend
@@ -96,7 +97,7 @@ describe('backend-allocated buffers (be-alloc)', () => {
     it(`${size} bytes: the backend fills the directory, the frontend maps the backend's pages`, async () => {
       const { m, fe, be, feId, beId, base } = await setup();
       const buf = FrontShbuf.create({ platform: fe, backendDomid: beId, size, mode: 'backend-alloc' });
-      const back = ok(allocateForFrontend(be, feId, buf.firstRef, size));
+      const back = ok(allocateGuestBuffer(be, feId, buf.firstRef, size));
       expect(Array.from(buf.listedRefs())).toEqual(Array.from(back.refs));
       buf.mapBackendPages();
       back.view![5] = 0x44;
@@ -129,7 +130,7 @@ describe('bad directories: an error, nothing left mapped', () => {
     const s = await setup();
     const { firstRef, size, cleanup } = build(s);
     const during = s.m.accounting();
-    const r: ShbufResult<BackBuffer> = mode === 'map' ? mapFrontendBuffer(s.be, s.feId, firstRef, size, { maxPages: 4096 }) : allocateForFrontend(s.be, s.feId, firstRef, size, { maxPages: 4096 });
+    const r: ShbufResult<BackBuffer> = mode === 'map' ? mapGuestBuffer(s.be, s.feId, firstRef, size, { maxPages: 4096 }) : allocateGuestBuffer(s.be, s.feId, firstRef, size, { maxPages: 4096 });
     const e = errOf(r);
     expect(s.m.leaks(during)).toEqual([]); // the backend holds nothing more than before
     cleanup?.();
@@ -215,7 +216,7 @@ describe('bad directories: an error, nothing left mapped', () => {
       };
     });
     expect(errno).toBe(EACCES);
-    expect(msg).toMatch(/buffer page 1/);
+    expect(msg).toMatch(/index 1\b/);
   });
 
   it('a read-only directory for be-alloc (the backend must write it)', async () => {
