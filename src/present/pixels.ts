@@ -1,8 +1,8 @@
 /**
  * Exact conversion of every pixel format Linux xen-front advertises (and the other packed RGB
  * formats vdispl knows) to RGBA8888 for display, and the reverse packing of a colour, for guest
- * programs drawing in any format. Pure, no Node APIs: the viewer page runs this very module
- * (bundled for the browser), so a canvas shows exactly what a PNG snapshot holds.
+ * programs drawing in any format. The viewer's tiles and the PNG snapshots both come from here,
+ * so a canvas shows exactly what a snapshot holds.
  *
  * Rules: channels of fewer than 8 bits are widened by bit replication (5 bits abcde ->
  * abcdeabc, so 0 -> 0 and max -> 255); alpha is ignored (scanout shows the colour: A = 255);

@@ -7,17 +7,35 @@
  * DecompressionStream cost about 60 ms per frame of a few dozen tiles in headless Chromium here.
  */
 import type { PixelFormat } from '../abi/fourcc.js';
+import { copyFramePixels } from '../back/memory-presenter.js';
+import type { Frame } from '../back/presenter.js';
 import { toRgba } from './pixels.js';
 
 export const TILE = 64;
 
-/** Packed rows of one frame in its own format (rowBytes = ceil(width * bpp / 8)). */
+/**
+ * Rows of one frame in its own format: row y starts at y * pitch; only its first
+ * ceil(width * bpp / 8) bytes are pixels (pitch may be larger).
+ */
 export interface Raster {
   readonly format: PixelFormat;
   readonly width: number;
   readonly height: number;
   readonly pitch: number;
   readonly data: Uint8Array;
+}
+
+/**
+ * The visible `width` x `height` of a frame as a Raster: the frame's own memory when it is one
+ * view (no copy), else its rows gathered from its pages.
+ */
+export function frameRaster(frame: Frame, width = frame.width, height = frame.height): Raster {
+  const rowBytes = Math.ceil((width * frame.format.bpp) / 8);
+  if (frame.view) {
+    return { format: frame.format, width, height, pitch: frame.pitch, data: frame.view.subarray(frame.offset, frame.offset + frame.pitch * (height - 1) + rowBytes) };
+  }
+  const copy = copyFramePixels(frame, width, height);
+  return { format: frame.format, width, height, pitch: copy.pitch, data: copy.data };
 }
 
 export interface Rect {
@@ -48,6 +66,7 @@ export function changedTiles(cur: Raster, prev: Uint8Array | undefined): Rect[] 
   }
   const a = bytesOf(cur.data);
   const b = bytesOf(prev);
+  const rowBytes = Math.ceil((cur.width * cur.format.bpp) / 8);
   const dirty = new Uint8Array(cols);
   const ranges = Array.from({ length: cols }, (_, tx) => columnBytes(cur.format, tx * TILE, Math.min(TILE, cur.width - tx * TILE)));
   for (let ty = 0; ty < rows; ty++) {
@@ -57,7 +76,7 @@ export function changedTiles(cur: Raster, prev: Uint8Array | undefined): Rect[] 
     for (let y = ty * TILE; y < y1 && left > 0; y++) {
       const row = y * cur.pitch;
       // Whole row first: most rows of a mostly static frame are equal.
-      if (a.compare(b, row, row + cur.pitch, row, row + cur.pitch) === 0) continue;
+      if (a.compare(b, row, row + rowBytes, row, row + rowBytes) === 0) continue;
       for (let tx = 0; tx < cols; tx++) {
         if (dirty[tx]) continue;
         const [f, t] = ranges[tx]!;

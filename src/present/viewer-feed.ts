@@ -13,8 +13,7 @@
  *   (0 raw RGBA, 1 RLE RGBA, see tiles.ts), u32 length, bytes.
  */
 import type { ConnectorInfo, ConnectorOutput, Frame, OutputConfig, Presenter } from '../back/presenter.js';
-import { copyFramePixels } from '../back/memory-presenter.js';
-import { changedTiles, copyTiles, encodeTile, type Raster } from './tiles.js';
+import { changedTiles, copyTiles, encodeTile, frameRaster } from './tiles.js';
 
 export interface ViewerConnectorInfo {
   readonly id: number;
@@ -36,18 +35,13 @@ function now(): number {
 }
 
 interface ClientState {
-  /** Seq of the frame in flight per connector id. */
-  readonly inflight: Map<number, number>;
+  /** The frame in flight per connector id: its seq and when it was flipped. */
+  readonly inflight: Map<number, { readonly seq: number; readonly flipTime: number }>;
   /** What the client has, per connector id (native packed rows). */
   readonly shadow: Map<number, { key: string; data: Uint8Array }>;
 }
 
-export interface ConnectorFigures {
-  readonly id: number;
-  readonly name: string;
-  readonly width: number;
-  readonly height: number;
-  readonly format: string;
+export interface ConnectorFigures extends ViewerConnectorInfo {
   /** Frames presented by the backend (page flips) since start. */
   readonly presented: number;
   /** Frames painted by viewers (acknowledged). */
@@ -70,13 +64,11 @@ class FeedConnector implements ConnectorOutput {
   seq = 0;
   presented = 0;
   painted = 0;
-  sentSeqs = new Set<number>();
   skipped = 0;
   lastCountedSeq = 0;
   bytes = 0;
   encodeMs = 0;
   latencies: number[] = [];
-  closed = false;
 
   constructor(
     readonly id: number,
@@ -102,7 +94,6 @@ class FeedConnector implements ConnectorOutput {
   }
 
   close(): void {
-    this.closed = true;
     this.frame = undefined;
     this.config = undefined;
     this.feed.removed(this);
@@ -134,18 +125,21 @@ export class ViewerFeed implements Presenter {
     return c;
   }
 
-  private pending = new Set<FeedConnector>();
+  private readonly pending = new Set<FeedConnector>();
+  private listChanged = false;
   private flushScheduled = false;
 
   /** @internal Called from present()/configure(): the work happens later, never in the backend's path. */
   changed(c: FeedConnector, modeChanged: boolean): void {
-    if (modeChanged) this.broadcastList();
     if (this.clients.size === 0) return;
+    this.listChanged ||= modeChanged;
     this.pending.add(c);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
+      if (this.listChanged) this.broadcastList();
+      this.listChanged = false;
       const cs = [...this.pending];
       this.pending.clear();
       for (const conn of cs) for (const [client, st] of this.clients) if (!st.inflight.has(conn.id)) this.sendTo(client, st, conn);
@@ -185,34 +179,24 @@ export class ViewerFeed implements Presenter {
   ack(client: ViewerClient, id: number, seq: number, paintedAt: number): void {
     const st = this.clients.get(client);
     const c = this.connectors.get(id);
-    if (!st || st.inflight.get(id) !== seq) return;
+    const sent = st?.inflight.get(id);
+    if (!st || sent?.seq !== seq) return;
     st.inflight.delete(id);
     if (!c) return;
     c.painted++;
-    const flipAt = c.sentSeqs.has(seq) ? (this.flipTimes.get(`${id}/${seq}`) ?? 0) : 0;
-    this.flipTimes.delete(`${id}/${seq}`);
-    c.sentSeqs.delete(seq);
-    if (flipAt > 0 && Number.isFinite(paintedAt)) {
-      c.latencies.push(paintedAt - flipAt);
+    if (Number.isFinite(paintedAt)) {
+      c.latencies.push(paintedAt - sent.flipTime);
       if (c.latencies.length > 600) c.latencies.splice(0, c.latencies.length - 600);
     }
     if (c.seq !== seq) this.sendTo(client, st, c);
   }
 
-  private readonly flipTimes = new Map<string, number>();
-
   private sendTo(client: ViewerClient, st: ClientState, c: FeedConnector): void {
     const shown = c.shown;
     const frame = c.frame;
-    if (!shown || !frame || c.closed) return;
+    if (!shown || !frame) return;
     const t0 = performance.now();
-    // Read the frame where it is when it is one view (no copy of the whole frame); else gather it.
-    const raster: Raster = frame.view
-      ? { format: frame.format, width: shown.width, height: shown.height, pitch: frame.pitch, data: frame.view.subarray(frame.offset, frame.offset + frame.pitch * (shown.height - 1) + Math.ceil((shown.width * frame.format.bpp) / 8)) }
-      : (() => {
-          const copy = copyFramePixels(frame, shown.width, shown.height);
-          return { format: frame.format, width: shown.width, height: shown.height, pitch: copy.pitch, data: copy.data };
-        })();
+    const raster = frameRaster(frame, shown.width, shown.height);
     const key = `${shown.width}x${shown.height}/${frame.format.name}/${raster.pitch}`;
     const prev = st.shadow.get(c.id);
     const same = prev?.key === key ? prev.data : undefined;
@@ -251,9 +235,7 @@ export class ViewerFeed implements Presenter {
       c.skipped += Math.max(0, c.seq - c.lastCountedSeq - 1);
       c.lastCountedSeq = c.seq;
     }
-    st.inflight.set(c.id, c.seq);
-    c.sentSeqs.add(c.seq);
-    this.flipTimes.set(`${c.id}/${c.seq}`, c.flipTime);
+    st.inflight.set(c.id, { seq: c.seq, flipTime: c.flipTime });
     c.bytes += size;
     c.encodeMs += performance.now() - t0;
     client.sendFrame(msg);
@@ -267,16 +249,12 @@ export class ViewerFeed implements Presenter {
   }
 
   /** Current frames, for snapshots. */
-  frames(): { id: number; name: string; info: ConnectorInfo; frame: Frame; width: number; height: number }[] {
+  frames(): { name: string; frame: Frame; width: number; height: number }[] {
     const out = [];
     for (const c of this.connectors.values()) {
       const s = c.shown;
-      if (s && c.frame) out.push({ id: c.id, name: c.name, info: c.info, frame: c.frame, width: s.width, height: s.height });
+      if (s && c.frame) out.push({ name: c.name, frame: c.frame, width: s.width, height: s.height });
     }
     return out;
-  }
-
-  get clientCount(): number {
-    return this.clients.size;
   }
 }

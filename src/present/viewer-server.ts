@@ -35,9 +35,6 @@ export class ViewerServer {
       if (req.method === 'GET' && (path === '/' || path === '/index.html')) {
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
         res.end(VIEWER_PAGE);
-      } else if (req.method === 'GET' && path === '/connectors.json') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(feed.list()));
       } else {
         res.writeHead(404, { 'content-type': 'text/plain' });
         res.end('not found\n');

@@ -34,7 +34,8 @@ export interface GuestProgramContext {
 
 export type GuestProgram = (ctx: GuestProgramContext) => unknown;
 
-function percentile(sorted: readonly number[], p: number): number {
+/** The `p` quantile of ascending `sorted` values (0 when empty). */
+export function percentile(sorted: readonly number[], p: number): number {
   return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
 

@@ -10,6 +10,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dumbLayout, XEN_FRONT_FORMATS } from '../../src/abi/fourcc.js';
 import { toRgba } from '../../src/present/pixels.js';
+import { changedTiles, ENC_RAW, ENC_RLE, encodeTile } from '../../src/present/tiles.js';
 import { runSession, type SessionResult } from '../../src/run/session.js';
 import { parseVdisplSpec } from '../../src/toolstack/vdispl-spec.js';
 import { formatPattern } from './guests/formats.js';
@@ -87,13 +88,14 @@ async function canvasPixels(page: Page, index: number): Promise<{ width: number;
 }
 
 describe('browser viewer in Chromium', () => {
-  it('shows every xen-front pixel format exactly (odd widths included)', async () => {
+  it('shows every xen-front pixel format exactly (odd widths included), from raw and run-length encoded tiles', async () => {
     const spec = `backend=0,connectors=${SIZES.map((s, i) => `c${i}:${s}`).join(';')}`;
     const run = start(FORMATS_GUEST, spec, 0);
     const page = await browser.newPage();
     try {
       await page.goto(await run.url);
       await waitPainted(page, SIZES.length);
+      const encodings: number[] = [];
       for (let i = 0; i < SIZES.length; i++) {
         const [w, h] = SIZES[i]!.split('x').map(Number) as [number, number];
         const format = XEN_FRONT_FORMATS[i]!;
@@ -101,11 +103,16 @@ describe('browser viewer in Chromium', () => {
         if (!lay.ok) throw new Error(lay.error.message);
         const bytes = formatPattern(i, lay.value.size, lay.value.pitch);
         const expected = Array.from(toRgba({ bytes, offset: 0, pitch: lay.value.pitch, width: w, height: h, format }));
+        const tiles = changedTiles({ format, width: w, height: h, pitch: lay.value.pitch, data: bytes }, undefined).map((t) => encodeTile({ format, width: w, height: h, pitch: lay.value.pitch, data: bytes }, t).encoding);
+        encodings.push(...tiles);
         const got = await canvasPixels(page, i);
         expect([got.width, got.height], format.name).toEqual([w, h]);
         const firstBad = got.data.findIndex((v, k) => v !== expected[k]);
         expect(firstBad, `${format.name} ${w}x${h}: first differing byte ${firstBad} (pixel ${Math.floor(firstBad / 4)})`).toBe(-1);
       }
+      // The server sent both encodings (it encodes exactly as encodeTile does here).
+      expect(encodings).toContain(ENC_RAW);
+      expect(encodings).toContain(ENC_RLE);
     } finally {
       await page.close();
       run.stop();

@@ -5,13 +5,16 @@
 import { XEN_FRONT_FORMATS } from '../../../src/abi/fourcc.js';
 import type { GuestProgramContext } from '../../../src/run/guest-runner.js';
 
-/** Deterministic bytes for connector `index`: every byte of every row varies. */
+/**
+ * Deterministic bytes for connector `index`: bands of 8 rows, alternately varying in every byte
+ * (sent raw) and flat (run-length encoded), so the page decodes both tile encodings.
+ */
 export function formatPattern(index: number, size: number, pitch: number): Uint8Array {
   const out = new Uint8Array(size);
   for (let i = 0; i < size; i++) {
     const y = Math.floor(i / pitch);
     const x = i % pitch;
-    out[i] = (x * 7 + y * 13 + index * 31 + ((x * y) >> 3)) & 0xff;
+    out[i] = ((y >> 3) & 1) === 1 ? (index * 37 + (y >> 4) * 11) & 0xff : (x * 7 + y * 13 + index * 31 + ((x * y) >> 3)) & 0xff;
   }
   return out;
 }
