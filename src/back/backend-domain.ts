@@ -127,19 +127,20 @@ export default async function main(ctx: DomainContext): Promise<void> {
 /** The parent's side of the control port: `request(msg)` resolves with the domain's answer. */
 export class BackendControl {
   private nextId = 1;
-  private readonly waiting = new Map<number, (v: unknown) => void>();
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   constructor(private readonly port: MessagePort) {
-    port.on('message', (m: { id: number; result: unknown }) => {
+    port.on('message', (m: { id: number; result: unknown; error?: string }) => {
       const w = this.waiting.get(m.id);
       this.waiting.delete(m.id);
-      w?.(m.result);
+      if (m.error !== undefined) w?.reject(new Error(m.error));
+      else w?.resolve(m.result);
     });
     port.unref();
   }
   private request<T>(msg: Omit<ControlMessage, 'id'>): Promise<T> {
     const id = this.nextId++;
-    return new Promise<T>((resolve) => {
-      this.waiting.set(id, resolve as (v: unknown) => void);
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.port.postMessage({ ...msg, id });
     });
   }
