@@ -82,7 +82,7 @@ export async function benchDisplif(report: Report, baselines: { atomics: Timing;
     unit: 'bytes',
     baseline: { name: 'frame_bytes_1080p', value: 1920 * 1080 * 4, unit: 'bytes' },
     ratio_to_baseline: flips > 0 ? copied / flips / (1920 * 1080 * 4) : -1,
-    note: `${flips} frames presented; every page of each checked to be a view on machine memory itself (a page that is not counts 4096 bytes); must be 0`,
+    note: `${flips} frames presented; each checked to be a view on machine memory itself (its one view, or each page: what is not counts as copied); must be 0`,
   });
 
   for (const [label, w, h] of [['1080p', 1920, 1080], ['4k', 3840, 2160]] as const) {
