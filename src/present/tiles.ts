@@ -4,7 +4,8 @@
  * format (half the bytes for 16-bit formats); changed tiles are converted to RGBA and encoded
  * as runs of equal pixels (RLE), or sent raw when that does not save at least 10%. RLE rather
  * than deflate: a page decodes it synchronously in a tight loop, where the browser's
- * DecompressionStream cost about 60 ms per frame of a few dozen tiles in headless Chromium here.
+ * DecompressionStream cost about 60 ms per frame of a few dozen tiles in headless Chromium here
+ * (measured once, by hand; see the README).
  */
 import type { PixelFormat } from '../abi/fourcc.js';
 import { copyFramePixels } from '../back/memory-presenter.js';
