@@ -65,3 +65,21 @@ export const DISPLIF_OPERATION_NAMES: Readonly<Record<number, string>> = {
   [XENDISPL_OP_PG_FLIP]: 'PG_FLIP',
   [XENDISPL_OP_GET_EDID]: 'GET_EDID',
 };
+
+/**
+ * A connector's `resolution` node, "<width>x<height>" in decimal, each 1..max; undefined for
+ * anything else (Linux parses "%d" "x" "%d"; vdispl is strict).
+ */
+export function parseResolution(text: string | undefined, max: number): { width: number; height: number } | undefined {
+  const m = text !== undefined ? /^(\d{1,5})x(\d{1,5})$/.exec(text) : null;
+  if (!m) return undefined;
+  const width = Number(m[1]);
+  const height = Number(m[2]);
+  if (width < 1 || height < 1 || width > max || height > max) return undefined;
+  return { width, height };
+}
+
+/** The `be-alloc` node: any non-zero unsigned number means backend-allocated buffers (as Linux reads it). */
+export function parseBeAlloc(text: string | undefined): boolean {
+  return text !== undefined && /^\d+$/.test(text) && Number(text) !== 0;
+}

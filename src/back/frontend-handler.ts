@@ -15,7 +15,7 @@
  * (an impossible req_prod) closes to Closed after recording the error in XenStore, like
  * libxenbe's exception path; the frontend then reconnects (or not) from Initialising.
  */
-import { XENDISPL_FIELD_EVT_CHANNEL, XENDISPL_FIELD_EVT_RING_REF, XENDISPL_FIELD_REQ_CHANNEL, XENDISPL_FIELD_REQ_RING_REF, XENDISPL_FIELD_RESOLUTION, XENDISPL_FIELD_UNIQUE_ID } from '../abi/displif-constants.js';
+import { parseResolution, XENDISPL_FIELD_EVT_CHANNEL, XENDISPL_FIELD_EVT_RING_REF, XENDISPL_FIELD_REQ_CHANNEL, XENDISPL_FIELD_REQ_RING_REF, XENDISPL_FIELD_RESOLUTION, XENDISPL_FIELD_UNIQUE_ID } from '../abi/displif-constants.js';
 import { XenbusState, type XenbusStateValue, xenbusStateName } from '../abi/xenbus-state.js';
 import { XEN_ERRNO } from '../abi/xen-errno.js';
 import { XenbusDevice } from '../xenbus/device.js';
@@ -31,16 +31,6 @@ function parseU32(text: string | undefined, what: string): number {
   if (text === undefined) throw new BindError(`${what} is missing`, -XEN_ERRNO.ENOENT);
   if (!/^\d{1,10}$/.test(text) || Number(text) > 0xffff_ffff) throw new BindError(`${what} "${text}" is not a number`, -XEN_ERRNO.EINVAL);
   return Number(text);
-}
-
-/** "<width>x<height>", each 1..max. */
-export function parseResolution(text: string, max: number): { width: number; height: number } | undefined {
-  const m = /^(\d{1,5})x(\d{1,5})$/.exec(text);
-  if (!m) return undefined;
-  const width = Number(m[1]);
-  const height = Number(m[2]);
-  if (width < 1 || height < 1 || width > max || height > max) return undefined;
-  return { width, height };
 }
 
 export class FrontendHandler {

@@ -14,7 +14,7 @@
  * Arguments (`ctx.args`, optional): `{ fps?: number; frames?: number }`: the frame rate (default
  * 60) and a number of frames after which each connector stops by itself (default: none).
  */
-import { DRM_FORMAT_RGB565, DRM_FORMAT_XRGB8888, type PixelFormat, XEN_FRONT_FORMATS } from '../abi/fourcc.js';
+import { DRM_FORMAT_RGB565, DRM_FORMAT_XRGB8888, type PixelFormat, pixelFormatByFourcc, XEN_FRONT_FORMATS } from '../abi/fourcc.js';
 import type { Card, Connector, DisplayBuffer, Framebuffer } from '../front/card.js';
 import type { Surface } from './draw.js';
 import type { GuestProgramContext } from './guest-program.js';
@@ -25,7 +25,7 @@ export { renderFrame, drawTestCard, createScene, shapesAt, counterText, SceneRen
 
 /** The demo's formats in connector order: XRGB8888, RGB565, then Linux xen-front's others. */
 export const DEMO_FORMATS: readonly PixelFormat[] = [
-  ...[DRM_FORMAT_XRGB8888, DRM_FORMAT_RGB565].map((fourcc) => XEN_FRONT_FORMATS.find((f) => f.fourcc === fourcc)!),
+  ...[DRM_FORMAT_XRGB8888, DRM_FORMAT_RGB565].map((fourcc) => pixelFormatByFourcc(fourcc)!),
   ...XEN_FRONT_FORMATS.filter((f) => f.fourcc !== DRM_FORMAT_XRGB8888 && f.fourcc !== DRM_FORMAT_RGB565),
 ];
 

@@ -11,7 +11,7 @@
  *   const resp = await c.waitResponse();
  */
 import { type DisplEvt, type DisplReq, type DisplResp, decodeEvt, decodeResp, encodeReq } from '../abi/displif-packets.js';
-import { XENDISPL_FIELD_BE_ALLOC, XENDISPL_FIELD_RESOLUTION, XENDISPL_PACKET_SIZE } from '../abi/displif-constants.js';
+import { parseBeAlloc, parseResolution, XENDISPL_FIELD_BE_ALLOC, XENDISPL_FIELD_RESOLUTION, XENDISPL_PACKET_SIZE } from '../abi/displif-constants.js';
 import { XenbusState, type XenbusStateValue, xenbusStateName } from '../abi/xenbus-state.js';
 import { EventConsumer, EventPage } from '../ring/event-page.js';
 import { FrontRing, SharedRing } from '../ring/shared-ring.js';
@@ -191,14 +191,12 @@ export class RawFrontend {
     };
     if (dev.state !== XenbusState.Initialising) await dev.switchState(XenbusState.Initialising);
     await waitBackend(XenbusState.InitWait);
-    const beAllocText = await dev.read(XENDISPL_FIELD_BE_ALLOC);
-    const beAlloc = beAllocText !== undefined && /^\d+$/.test(beAllocText) && Number(beAllocText) !== 0;
+    const beAlloc = parseBeAlloc(await dev.read(XENDISPL_FIELD_BE_ALLOC));
     const sizes: { width: number; height: number }[] = [];
     for (let i = 0; opts.connectors === undefined || i < opts.connectors; i++) {
-      const res = await dev.read(`${i}/${XENDISPL_FIELD_RESOLUTION}`);
-      const m = res !== undefined ? /^(\d+)x(\d+)$/.exec(res) : null;
-      if (!m) break;
-      sizes.push({ width: Number(m[1]), height: Number(m[2]) });
+      const res = parseResolution(await dev.read(`${i}/${XENDISPL_FIELD_RESOLUTION}`), 99_999);
+      if (!res) break;
+      sizes.push(res);
     }
     if (sizes.length === 0) throw new RawFrontendError(`${dev.nodename}: no connectors configured`);
     const channels = sizes.map((_, i) => FrontChannel.create(dev, i, 3000));

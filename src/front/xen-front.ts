@@ -17,7 +17,7 @@
  * `close()` removes the device as Linux does: Closing, wait for the backend to let go (InitWait
  * or Closed, up to 1 s), free everything, Closed.
  */
-import { XENDISPL_FIELD_BE_ALLOC, XENDISPL_FIELD_RESOLUTION, XENDISPL_FIELD_UNIQUE_ID } from '../abi/displif-constants.js';
+import { parseBeAlloc, parseResolution, XENDISPL_FIELD_BE_ALLOC, XENDISPL_FIELD_RESOLUTION, XENDISPL_FIELD_UNIQUE_ID } from '../abi/displif-constants.js';
 import { XenbusState, type XenbusStateValue } from '../abi/xenbus-state.js';
 import { XEN_ERRNO } from '../abi/xen-errno.js';
 import { XenbusDevice } from '../xenbus/device.js';
@@ -168,20 +168,17 @@ export class XenFront {
   /** Reads the configuration, creates the channels and publishes them (backend in InitWait). */
   private async setup(): Promise<void> {
     const dev = this.dev;
-    const beAllocText = await dev.read(XENDISPL_FIELD_BE_ALLOC);
-    this.beAlloc = beAllocText !== undefined && /^\d+$/.test(beAllocText) && Number(beAllocText) !== 0;
+    this.beAlloc = parseBeAlloc(await dev.read(XENDISPL_FIELD_BE_ALLOC));
     const configs: ConnectorConfig[] = [];
     for (let i = 0; i < this.maxConnectors; i++) {
-      const res = await dev.read(`${i}/${XENDISPL_FIELD_RESOLUTION}`);
-      const m = res !== undefined ? /^(\d{1,5})x(\d{1,5})$/.exec(res) : null;
-      if (!m) break;
-      const width = Number(m[1]);
-      const height = Number(m[2]);
-      if (width < 1 || height < 1 || width > this.maxResolution || height > this.maxResolution) {
-        this.log(`${dev.relativeName}: connector ${i}: resolution ${res} is outside 1..${this.maxResolution}: ignored with the ones after it`);
+      const text = await dev.read(`${i}/${XENDISPL_FIELD_RESOLUTION}`);
+      if (text === undefined) break;
+      const res = parseResolution(text, this.maxResolution);
+      if (!res) {
+        this.log(`${dev.relativeName}: connector ${i}: resolution "${text}" is not <width>x<height> within 1..${this.maxResolution}: ignored with the ones after it`);
         break;
       }
-      configs.push({ width, height, uniqueId: (await dev.read(`${i}/${XENDISPL_FIELD_UNIQUE_ID}`)) ?? String(i) });
+      configs.push({ ...res, uniqueId: (await dev.read(`${i}/${XENDISPL_FIELD_UNIQUE_ID}`)) ?? String(i) });
     }
     if (configs.length === 0) {
       await dev.devFatal(-XEN_ERRNO.ENODEV, 'no connectors configured');
