@@ -144,10 +144,142 @@ export function unrle(data: Uint8Array, n: number): Uint32Array {
   return out;
 }
 
-/** A tile as RGBA, run-length encoded when that saves at least 10%. */
+/**
+ * Converts one packed pixel value of an RGB format to RGBA as a little-endian u32 (byte 0 = R,
+ * byte 3 = A = 255), exactly as toRgba does: a lookup table for formats of 16 bits or fewer,
+ * per-channel tables above.
+ */
+type Converter = (v: number) => number;
+
+const CONVERTERS = new Map<number, Converter>();
+
+function converterFor(format: PixelFormat): Converter | undefined {
+  const l = format.layout;
+  if (l.kind !== 'rgb') return undefined;
+  let c = CONVERTERS.get(format.fourcc);
+  if (c) return c;
+  const one = (v: number): number => {
+    const px = new Uint8Array(4);
+    const b = new Uint8Array([v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]);
+    toRgba({ bytes: b, offset: 0, pitch: 4, width: 1, height: 1, format }, 0, 0, 1, 1, px);
+    return (px[0]! | (px[1]! << 8) | (px[2]! << 16) | (px[3]! << 24)) >>> 0;
+  };
+  if (format.bpp <= 16) {
+    const lut = new Uint32Array(1 << format.bpp);
+    for (let v = 0; v < lut.length; v++) lut[v] = one(v);
+    c = (v) => lut[v]!;
+  } else {
+    // 8-bit channels (every RGB format above 16 bits): shifts only.
+    const { r, g, b } = l;
+    if (r.bits === 8 && g.bits === 8 && b.bits === 8) c = (v) => (((v >>> r.shift) & 0xff) | (((v >>> g.shift) & 0xff) << 8) | (((v >>> b.shift) & 0xff) << 16) | 0xff000000) >>> 0;
+    else c = one;
+  }
+  CONVERTERS.set(format.fourcc, c);
+  return c;
+}
+
+/**
+ * Reads the packed pixel values of rectangle `r` of `cur` (row by row) into `out`: typed-array
+ * loads when the rows are aligned, byte assembly otherwise.
+ */
+function readPixels(cur: Raster, r: Rect, out: Uint32Array): void {
+  const cpp = cur.format.bpp / 8;
+  const { data, pitch } = cur;
+  let k = 0;
+  if (cpp === 4 && (data.byteOffset & 3) === 0 && (pitch & 3) === 0) {
+    const u32 = new Uint32Array(data.buffer, data.byteOffset, data.byteLength >>> 2);
+    for (let y = r.y; y < r.y + r.h; y++) {
+      const p = (y * pitch) / 4 + r.x;
+      for (let x = 0; x < r.w; x++) out[k++] = u32[p + x]!;
+    }
+    return;
+  }
+  if (cpp === 2 && (data.byteOffset & 1) === 0 && (pitch & 1) === 0) {
+    const u16 = new Uint16Array(data.buffer, data.byteOffset, data.byteLength >>> 1);
+    for (let y = r.y; y < r.y + r.h; y++) {
+      const p = (y * pitch) / 2 + r.x;
+      for (let x = 0; x < r.w; x++) out[k++] = u16[p + x]!;
+    }
+    return;
+  }
+  for (let y = r.y; y < r.y + r.h; y++) {
+    let p = y * pitch + r.x * cpp;
+    for (let x = 0; x < r.w; x++, p += cpp) {
+      let v = data[p]!;
+      if (cpp > 1) v |= data[p + 1]! << 8;
+      if (cpp > 2) v |= data[p + 2]! << 16;
+      if (cpp > 3) v = (v | (data[p + 3]! << 24)) >>> 0;
+      out[k++] = v;
+    }
+  }
+}
+
+/**
+ * A tile as RGBA, run-length encoded when that saves at least 10%. For RGB formats the runs are
+ * found on the packed pixel values and each run is converted once (adjacent runs of equal colour
+ * merged), so a flat tile costs one conversion; the RGBA bytes are identical to toRgba's.
+ */
 export function encodeTile(cur: Raster, r: Rect): EncodedTile {
-  const rgba = toRgba({ bytes: cur.data, offset: 0, pitch: cur.pitch, width: cur.width, height: cur.height, format: cur.format }, r.x, r.y, r.w, r.h) as Uint8Array;
-  const z = rle(new Uint32Array(rgba.buffer, rgba.byteOffset, rgba.length / 4), Math.floor(rgba.length * 0.9));
-  if (z) return { ...r, encoding: ENC_RLE, data: z };
-  return { ...r, encoding: ENC_RAW, data: rgba };
+  const convert = converterFor(cur.format);
+  const n = r.w * r.h;
+  if (!convert) {
+    const rgba = toRgba({ bytes: cur.data, offset: 0, pitch: cur.pitch, width: cur.width, height: cur.height, format: cur.format }, r.x, r.y, r.w, r.h) as Uint8Array;
+    const z = rle(new Uint32Array(rgba.buffer, rgba.byteOffset, rgba.length / 4), Math.floor(rgba.length * 0.9));
+    if (z) return { ...r, encoding: ENC_RLE, data: z };
+    return { ...r, encoding: ENC_RAW, data: rgba };
+  }
+  const px = new Uint32Array(n);
+  readPixels(cur, r, px);
+  const limit = Math.floor(n * 4 * 0.9);
+  const out = new Uint8Array(Math.min(limit, n * 6) + 6);
+  let o = 0;
+  let i = 0;
+  let lastRgba = -1;
+  let lastCount = 0;
+  while (i < n && o <= limit) {
+    const v = px[i]!;
+    let j = i + 1;
+    while (j < n && px[j] === v) j++;
+    const rgba = convert(v);
+    let count = j - i;
+    i = j;
+    // Merge with the previous run when the colour is the same (bits a display ignores differ).
+    if (rgba === lastRgba && lastCount < 0xffff) {
+      const add = Math.min(count, 0xffff - lastCount);
+      lastCount += add;
+      count -= add;
+      out[o - 6] = lastCount & 0xff;
+      out[o - 5] = lastCount >>> 8;
+    }
+    while (count > 0) {
+      if (o + 6 > limit) {
+        o = limit + 1;
+        break;
+      }
+      const c = Math.min(count, 0xffff);
+      out[o] = c & 0xff;
+      out[o + 1] = c >>> 8;
+      out[o + 2] = rgba & 0xff;
+      out[o + 3] = (rgba >>> 8) & 0xff;
+      out[o + 4] = (rgba >>> 16) & 0xff;
+      out[o + 5] = rgba >>> 24;
+      o += 6;
+      count -= c;
+      lastRgba = rgba;
+      lastCount = c;
+    }
+  }
+  if (o <= limit) return { ...r, encoding: ENC_RLE, data: out.subarray(0, o) };
+  // Raw: convert every pixel, reusing the value buffer.
+  let prev = -1;
+  let prevRgba = 0;
+  for (let k = 0; k < n; k++) {
+    const v = px[k]!;
+    if (v !== prev) {
+      prev = v;
+      prevRgba = convert(v);
+    }
+    px[k] = prevRgba;
+  }
+  return { ...r, encoding: ENC_RAW, data: new Uint8Array(px.buffer) };
 }

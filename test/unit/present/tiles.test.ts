@@ -43,6 +43,37 @@ describe('tiles', () => {
     expect(encodeTile(noise, { x: 0, y: 0, w: 64, h: 64 }).encoding).toBe(ENC_RAW);
   });
 
+  it('pixels differing only in bits a display ignores (X, A) make one run, not one per value', () => {
+    for (const [i, f] of XEN_FRONT_FORMATS.entries()) {
+      if (f.layout.kind !== 'rgb' || (!f.layout.x && !f.layout.a)) continue;
+      const pad = (f.layout.x ?? f.layout.a)!;
+      const r = raster(i, 64, 64, () => 0);
+      const cpp = f.bpp / 8;
+      for (let p = 0, k = 0; p + cpp <= r.data.length; p += cpp, k++) {
+        const v = (0x5 << 0) | ((k % 3) << pad.shift); // same colour, padding 0, 1, 2, 0, ...
+        for (let b = 0; b < cpp; b++) r.data[p + b] = (v >>> (8 * b)) & 0xff;
+      }
+      const e = encodeTile(r, { x: 0, y: 0, w: 64, h: 64 });
+      expect(e.encoding, f.name).toBe(ENC_RLE);
+      expect(e.data.length, f.name).toBe(6);
+      expect(new Uint8Array(unrle(e.data, 4096).buffer)).toEqual(toRgba({ bytes: r.data, offset: 0, pitch: r.pitch, width: 64, height: 64, format: f }));
+    }
+  });
+
+  it('unaligned rows (odd byte offset or pitch) decode exactly too', () => {
+    for (const [i, f] of XEN_FRONT_FORMATS.entries()) {
+      const base = raster(i, 70, 9, (k) => (k * 2654435761) >>> 24);
+      const shifted = new Uint8Array(base.data.length + 1);
+      shifted.set(base.data, 1);
+      const r: Raster = { ...base, data: shifted.subarray(1) };
+      for (const t of changedTiles(r, undefined)) {
+        const e = encodeTile(r, t);
+        const got = e.encoding === ENC_RLE ? new Uint8Array(unrle(e.data, t.w * t.h).buffer) : e.data;
+        expect(got, f.name).toEqual(toRgba({ bytes: base.data, offset: 0, pitch: base.pitch, width: 70, height: 9, format: f }, t.x, t.y, t.w, t.h));
+      }
+    }
+  });
+
   it('a framebuffer narrower than its pitch: only pixel bytes are compared, the padding after the last row is never read', () => {
     const r = raster(2, 100, 70, (k) => k & 0xff);
     const pitch = 128 * 4; // the buffer's pitch, wider than 100 pixels
