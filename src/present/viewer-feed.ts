@@ -1,19 +1,16 @@
 /**
  * What the browser viewer shows, independent of the network: a Presenter whose outputs record
  * each connector's current frame (presenting never waits: frame-done is never delayed by a
- * viewer), and per client a flow-controlled feed of changed tiles. A client has at most one frame
- * in flight per connector; when it acknowledges that frame as painted, it gets the newest frame
- * if one was presented meanwhile (frames in between are skipped for it, never queued), so a slow
- * page costs nothing but its own frame rate. Frames are captured (copied out of the guest's
- * buffer) only when a client can take one.
- *
- * Message to a client for one frame (binary, little-endian):
- *   u8 1, u8 0, u16 connector id, u32 seq, f64 flip time (ms since the epoch), u16 width,
- *   u16 height, u32 tile count, then per tile: u16 x, u16 y, u16 w, u16 h, u8 encoding
- *   (0 raw RGBA, 1 RLE RGBA, see tiles.ts), u32 length, bytes.
+ * viewer), and per client a flow-controlled feed of changed tiles. A client has at most `window`
+ * frames (default 2) of each connector in flight, being encoded or sent but not yet acknowledged
+ * as painted; when one is acknowledged it gets the newest frame if one was presented since the
+ * last it was sent (frames in between are skipped for it, never queued), so a slow page costs
+ * nothing but its own frame rate. Two in flight let the next frame be encoded and sent while the
+ * page waits to paint the previous one. Updates are computed by a FrameEncoder (a worker thread
+ * by default), only when a client can take one; messages are described in frame-update.ts.
  */
 import type { ConnectorInfo, ConnectorOutput, Frame, OutputConfig, Presenter } from '../back/presenter.js';
-import { changedTiles, copyTiles, encodeTile, frameRaster } from './tiles.js';
+import { type FrameEncoder, WorkerFrameEncoder } from './frame-encoder.js';
 
 export interface ViewerConnectorInfo {
   readonly id: number;
@@ -34,11 +31,30 @@ function now(): number {
   return performance.timeOrigin + performance.now();
 }
 
+interface InFlight {
+  readonly seq: number;
+  readonly flipTime: number;
+}
+
 interface ClientState {
-  /** The frame in flight per connector id: its seq and when it was flipped. */
-  readonly inflight: Map<number, { readonly seq: number; readonly flipTime: number }>;
-  /** What the client has, per connector id (native packed rows). */
-  readonly shadow: Map<number, { key: string; data: Uint8Array }>;
+  /** Distinguishes this client's encoder slots. */
+  readonly id: number;
+  /** Frames in flight per connector id, oldest first. */
+  readonly inflight: Map<number, InFlight[]>;
+  /** The last seq sent (or being encoded) per connector id. */
+  readonly sent: Map<number, number>;
+  closed: boolean;
+}
+
+export interface ViewerFeedOptions {
+  /** Names connectors (default "d<domid> vdispl<devid> #<index> (<uniqueId>)"). */
+  readonly nameOf?: (info: ConnectorInfo) => string;
+  /** Computes the updates (default: a worker thread, started when the first client connects). */
+  readonly encoder?: FrameEncoder;
+  /** Frames in flight per client and connector (default 2). */
+  readonly window?: number;
+  /** Errors of the encoder (default: ignored; the client gets the next frame whole). */
+  readonly log?: (text: string) => void;
 }
 
 export interface ConnectorFigures extends ViewerConnectorInfo {
@@ -52,8 +68,10 @@ export interface ConnectorFigures extends ViewerConnectorInfo {
   readonly latencies: readonly number[];
   /** Bytes sent for painted frames. */
   readonly bytes: number;
-  /** Server time spent capturing and encoding, ms. */
+  /** Time spent computing updates (damage, conversion, encoding), ms, on the encoder's thread. */
   readonly encodeMs: number;
+  /** Updates computed (frames sent to some client). */
+  readonly encoded: number;
 }
 
 class FeedConnector implements ConnectorOutput {
@@ -68,6 +86,7 @@ class FeedConnector implements ConnectorOutput {
   lastCountedSeq = 0;
   bytes = 0;
   encodeMs = 0;
+  encoded = 0;
   latencies: number[] = [];
 
   constructor(
@@ -113,10 +132,20 @@ class FeedConnector implements ConnectorOutput {
 
 export class ViewerFeed implements Presenter {
   private nextId = 1;
+  private nextClient = 1;
   private readonly connectors = new Map<number, FeedConnector>();
   private readonly clients = new Map<ViewerClient, ClientState>();
-  /** Names connectors: default "d<domid>/<devid>/<index> <uniqueId>". */
-  constructor(private readonly nameOf: (info: ConnectorInfo) => string = (i) => `d${i.frontendDomid} vdispl${i.devid} #${i.index} (${i.uniqueId})`) {}
+  private readonly nameOf: (info: ConnectorInfo) => string;
+  private readonly encoder: FrameEncoder;
+  private readonly window: number;
+  private readonly log: (text: string) => void;
+
+  constructor(opts: ViewerFeedOptions = {}) {
+    this.nameOf = opts.nameOf ?? ((i) => `d${i.frontendDomid} vdispl${i.devid} #${i.index} (${i.uniqueId})`);
+    this.encoder = opts.encoder ?? new WorkerFrameEncoder();
+    this.window = Math.max(1, opts.window ?? 2);
+    this.log = opts.log ?? (() => undefined);
+  }
 
   openConnector(info: ConnectorInfo): ConnectorOutput {
     const c = new FeedConnector(this.nextId++, info, this.nameOf(info), this);
@@ -142,18 +171,24 @@ export class ViewerFeed implements Presenter {
       this.listChanged = false;
       const cs = [...this.pending];
       this.pending.clear();
-      for (const conn of cs) for (const [client, st] of this.clients) if (!st.inflight.has(conn.id)) this.sendTo(client, st, conn);
+      for (const conn of cs) for (const [client, st] of this.clients) this.sendTo(client, st, conn);
     });
   }
 
   /** @internal */
   removed(c: FeedConnector): void {
     this.connectors.delete(c.id);
-    for (const st of this.clients.values()) {
-      st.inflight.delete(c.id);
-      st.shadow.delete(c.id);
-    }
+    for (const st of this.clients.values()) this.dropSlot(st, c.id);
     this.broadcastList();
+  }
+
+  private slot(st: ClientState, id: number): string {
+    return `${st.id}:${id}`;
+  }
+
+  private dropSlot(st: ClientState, id: number): void {
+    st.inflight.delete(id);
+    if (st.sent.delete(id)) this.encoder.forget(this.slot(st, id));
   }
 
   list(): ViewerConnectorInfo[] {
@@ -165,86 +200,93 @@ export class ViewerFeed implements Presenter {
   }
 
   addClient(client: ViewerClient): void {
-    const st: ClientState = { inflight: new Map(), shadow: new Map() };
+    const st: ClientState = { id: this.nextClient++, inflight: new Map(), sent: new Map(), closed: false };
     this.clients.set(client, st);
     client.sendJson({ type: 'connectors', connectors: this.list() });
     for (const c of this.connectors.values()) this.sendTo(client, st, c);
   }
 
   removeClient(client: ViewerClient): void {
+    const st = this.clients.get(client);
+    if (!st) return;
     this.clients.delete(client);
+    st.closed = true;
+    for (const id of [...st.sent.keys()]) this.dropSlot(st, id);
   }
 
-  /** The client painted frame `seq` of connector `id` at `paintedAt` (ms since the epoch). */
+  /** Frames in flight (encoding, sent, not acknowledged) for a client, all connectors. */
+  inFlight(client: ViewerClient): number {
+    let n = 0;
+    for (const q of this.clients.get(client)?.inflight.values() ?? []) n += q.length;
+    return n;
+  }
+
+  /** The client painted frame `seq` of connector `id` at `paintedAt` (ms since the epoch); earlier frames in flight count as painted too. */
   ack(client: ViewerClient, id: number, seq: number, paintedAt: number): void {
     const st = this.clients.get(client);
+    const q = st?.inflight.get(id);
+    if (!st || !q) return;
+    const k = q.findIndex((f) => f.seq === seq);
+    if (k < 0) return;
+    const done = q.splice(0, k + 1);
     const c = this.connectors.get(id);
-    const sent = st?.inflight.get(id);
-    if (!st || sent?.seq !== seq) return;
-    st.inflight.delete(id);
     if (!c) return;
-    c.painted++;
+    c.painted += done.length;
     if (Number.isFinite(paintedAt)) {
-      c.latencies.push(paintedAt - sent.flipTime);
+      c.latencies.push(paintedAt - done[k]!.flipTime);
       if (c.latencies.length > 600) c.latencies.splice(0, c.latencies.length - 600);
     }
-    if (c.seq !== seq) this.sendTo(client, st, c);
+    this.sendTo(client, st, c);
   }
 
   private sendTo(client: ViewerClient, st: ClientState, c: FeedConnector): void {
     const shown = c.shown;
     const frame = c.frame;
-    if (!shown || !frame) return;
-    const t0 = performance.now();
-    const raster = frameRaster(frame, shown.width, shown.height);
-    const key = `${shown.width}x${shown.height}/${frame.format.name}/${raster.pitch}`;
-    const prev = st.shadow.get(c.id);
-    const same = prev?.key === key ? prev.data : undefined;
-    const rects = changedTiles(raster, same);
-    const tiles = rects.map((r) => encodeTile(raster, r));
-    if (same) copyTiles(raster, same, rects);
-    else {
-      const shadow = new Uint8Array(raster.pitch * shown.height);
-      shadow.set(raster.data);
-      st.shadow.set(c.id, { key, data: shadow });
-    }
-    let size = 24;
-    for (const t of tiles) size += 13 + t.data.length;
-    const msg = new Uint8Array(size);
-    const dv = new DataView(msg.buffer);
-    msg[0] = 1;
-    dv.setUint16(2, c.id, true);
-    dv.setUint32(4, c.seq, true);
-    dv.setFloat64(8, c.flipTime, true);
-    dv.setUint16(16, shown.width, true);
-    dv.setUint16(18, shown.height, true);
-    dv.setUint32(20, tiles.length, true);
-    let o = 24;
-    for (const t of tiles) {
-      dv.setUint16(o, t.x, true);
-      dv.setUint16(o + 2, t.y, true);
-      dv.setUint16(o + 4, t.w, true);
-      dv.setUint16(o + 6, t.h, true);
-      msg[o + 8] = t.encoding;
-      dv.setUint32(o + 9, t.data.length, true);
-      msg.set(t.data, o + 13);
-      o += 13 + t.data.length;
-    }
+    if (!shown || !frame || st.closed) return;
+    if (st.sent.get(c.id) === c.seq) return;
+    let q = st.inflight.get(c.id);
+    if (!q) st.inflight.set(c.id, (q = []));
+    if (q.length >= this.window) return;
+    const entry: InFlight = { seq: c.seq, flipTime: c.flipTime };
+    q.push(entry);
+    st.sent.set(c.id, c.seq);
     // Frames presented since the last one any client was sent were skipped.
     if (c.seq > c.lastCountedSeq) {
       c.skipped += Math.max(0, c.seq - c.lastCountedSeq - 1);
       c.lastCountedSeq = c.seq;
     }
-    st.inflight.set(c.id, { seq: c.seq, flipTime: c.flipTime });
-    c.bytes += size;
-    c.encodeMs += performance.now() - t0;
-    client.sendFrame(msg);
+    const slot = this.slot(st, c.id);
+    this.encoder.encode({ slot, frame, width: shown.width, height: shown.height, header: { id: c.id, seq: c.seq, flipTime: c.flipTime } }).then(
+      (r) => {
+        c.encodeMs += r.encodeMs;
+        c.encoded++;
+        if (st.closed || st.inflight.get(c.id) !== q || !q.includes(entry)) return;
+        c.bytes += r.msg.length;
+        client.sendFrame(r.msg);
+      },
+      (e: unknown) => {
+        // Nothing was sent: the slot starts again from a whole frame.
+        this.log(`viewer: encoding ${c.name} failed: ${e instanceof Error ? e.message : String(e)}`);
+        const i = q.indexOf(entry);
+        if (i >= 0) q.splice(i, 1);
+        if (st.sent.get(c.id) === entry.seq) st.sent.delete(c.id);
+        this.encoder.forget(slot);
+        // Try again shortly (the connector may have a new frame by then), even if nothing flips.
+        setTimeout(() => this.sendTo(client, st, c), 250).unref();
+      },
+    );
+  }
+
+  /** Stops the encoder; clients get nothing more. */
+  async close(): Promise<void> {
+    for (const client of [...this.clients.keys()]) this.removeClient(client);
+    await this.encoder.close();
   }
 
   figures(): ConnectorFigures[] {
     return [...this.connectors.values()].map((c) => {
       const d = c.describe();
-      return { ...d, presented: c.presented, painted: c.painted, skipped: c.skipped, latencies: c.latencies.slice(), bytes: c.bytes, encodeMs: c.encodeMs };
+      return { ...d, presented: c.presented, painted: c.painted, skipped: c.skipped, latencies: c.latencies.slice(), bytes: c.bytes, encodeMs: c.encodeMs, encoded: c.encoded };
     });
   }
 

@@ -1,8 +1,8 @@
 /**
  * The viewer page: every connector in a canvas at native size with its name and figures. Frames
- * arrive as tiles of RGBA (raw or run-length encoded, decoded synchronously); after a
- * frame's tiles are drawn the page acknowledges it on the next animation frame with the time it
- * was painted. The page reconnects when the server goes away. `window.vdispl` exposes what was
+ * arrive as tiles of RGBA (raw or run-length encoded, decoded synchronously) and are drawn as
+ * they arrive; the page acknowledges them on the next animation frame with the time they were
+ * painted (the server's flow control counts on those acknowledgements). The page reconnects when the server goes away. `window.vdispl` exposes what was
  * painted (for tests): `painted[id]` = last painted seq, `canvas(id)`.
  */
 export const VIEWER_PAGE = String.raw`<!doctype html>
@@ -45,7 +45,7 @@ export const VIEWER_PAGE = String.raw`<!doctype html>
       canvas.dataset.id = String(info.id);
       el.append(header, canvas);
       screens.append(el);
-      c = { el, name, figures, canvas, ctx: canvas.getContext('2d', { willReadFrequently: true }), chain: Promise.resolve(), times: [], lat: [] };
+      c = { el, name, figures, canvas, ctx: canvas.getContext('2d', { willReadFrequently: true }), times: [], lat: [] };
       conns.set(info.id, c);
     }
     c.name.textContent = info.name + ' — ' + info.width + 'x' + info.height + (info.format ? ' ' + info.format : '');
@@ -88,23 +88,46 @@ export const VIEWER_PAGE = String.raw`<!doctype html>
       tiles.push({ x, y, w, h, enc, data: new Uint8Array(buf, o + 13, len) });
       o += 13 + len;
     }
-    c.chain = c.chain.then(async () => {
-      const rgba = tiles.map((t) => (t.enc === 1 ? unrle(t.data, t.w * t.h) : t.data));
-      tiles.forEach((t, i) => c.ctx.putImageData(new ImageData(new Uint8ClampedArray(rgba[i].buffer, rgba[i].byteOffset, t.w * t.h * 4), t.w, t.h), t.x, t.y));
-      await new Promise((r) => requestAnimationFrame(r));
-      const paintedAt = performance.timeOrigin + performance.now();
-      state.painted[id] = seq;
+    // Drawn at once (in arrival order); acknowledged with the time of the next animation frame,
+    // when what was drawn is presented: frames that arrive within one display refresh are
+    // painted together.
+    for (const t of tiles) {
+      const rgba = t.enc === 1 ? unrle(t.data, t.w * t.h) : t.data;
+      c.ctx.putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, t.w * t.h * 4), t.w, t.h), t.x, t.y);
+    }
+    unacked.push({ ws, c, id, seq, flipAt });
+    if (!rafPending) {
+      rafPending = true;
+      requestAnimationFrame(presented);
+    }
+  }
+
+  let unacked = [];
+  let rafPending = false;
+  function presented() {
+    rafPending = false;
+    const paintedAt = performance.timeOrigin + performance.now();
+    const t = performance.now();
+    const done = unacked;
+    unacked = [];
+    const touched = new Set();
+    for (const f of done) {
+      // Frames of a connection that has gone belong to the session before a reconnect.
+      if (f.ws.readyState !== 1) continue;
+      state.painted[f.id] = f.seq;
       state.frames++;
-      if (ws.readyState === 1) ws.send(JSON.stringify({ type: 'ack', id, seq, t: paintedAt }));
-      const t = performance.now();
-      c.times.push(t);
+      f.ws.send(JSON.stringify({ type: 'ack', id: f.id, seq: f.seq, t: paintedAt }));
+      f.c.times.push(t);
+      f.c.lat.push(paintedAt - f.flipAt);
+      if (f.c.lat.length > 120) f.c.lat.shift();
+      touched.add(f.c);
+    }
+    for (const c of touched) {
       while (c.times.length && c.times[0] < t - 1000) c.times.shift();
-      c.lat.push(paintedAt - flipAt);
-      if (c.lat.length > 120) c.lat.shift();
       const sorted = c.lat.slice().sort((a, b) => a - b);
       const p50 = sorted[Math.floor(sorted.length / 2)] || 0;
       c.figures.textContent = c.times.length + ' fps · flip→paint ' + p50.toFixed(1) + ' ms';
-    }).catch((e) => console.error(e));
+    }
   }
 
   function connect() {

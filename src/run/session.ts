@@ -97,7 +97,7 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
     log: (t) => logs.push(t),
     machine: { memoryMiB: 512, log: (_d, name, text) => printLog(`[${name}] ${text}`) },
   });
-  const feed = new ViewerFeed((i) => `${o.guestName}/${i.uniqueId}`);
+  const feed = new ViewerFeed({ nameOf: (i) => `${o.guestName}/${i.uniqueId}`, log: printLog });
   const backend = await DisplayBackend.start({ platform: ts.dom0, presenter: feed, log: (t) => logs.push(t) });
   let viewer: ViewerServer | undefined;
   if (o.viewerPort !== undefined) {
@@ -106,6 +106,7 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
     } catch (e) {
       io.stderr(`vdispl: cannot serve the viewer on 127.0.0.1:${o.viewerPort}: ${e instanceof Error ? e.message : String(e)}\n`);
       await backend.stop();
+      await feed.close();
       await ts.close();
       return { code: 1, leaks: [] };
     }
@@ -210,6 +211,7 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
   port1.close();
   await backend.stop();
   await viewer?.close();
+  await feed.close();
   // The backend releases asynchronously: give it a moment to let go of the last grants.
   let leaks = leaksAfter(ts, base);
   for (let i = 0; i < 50 && leaks.length > 0; i++) {
