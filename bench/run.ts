@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { benchAbi } from './abi.bench.js';
 import { benchDisplif } from './displif.bench.js';
 import { benchHypervisor } from './hypervisor.bench.js';
+import { benchViewer } from './viewer.bench.js';
 import { benchXenstore } from './xenstore.bench.js';
 import { machine, Report } from './harness.js';
 
@@ -20,6 +21,8 @@ process.stdout.write('\nXenStore\n');
 await benchXenstore(report);
 process.stdout.write('\ndisplif\n');
 await benchDisplif(report, baselines);
+process.stdout.write('\nViewer (Chromium)\n');
+await benchViewer(report);
 const out = fileURLToPath(new URL('./results.json', import.meta.url));
 report.write(out);
 process.stdout.write(`\nwrote ${out}\n`);

@@ -11,7 +11,8 @@ import { parseVdisplSpec, type VdisplDeviceSpec, VdisplSpecError } from '../tool
 
 export const DEFAULT_VIEWER_PORT = 5800;
 
-const DEMO_PROGRAM = new URL(`../demo/demo-program${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
+/** The built-in demo guest program (src/demo/demo-program). */
+export const DEMO_PROGRAM = new URL(`../demo/demo-program${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
 
 export function demoDevices(beAlloc: boolean): VdisplDeviceSpec[] {
   return [parseVdisplSpec(`backend=0,be-alloc=${beAlloc ? 1 : 0},connectors=DP-1:1920x1080;DP-2:1024x768`)];

@@ -43,6 +43,8 @@ export interface SessionOptions {
   readonly interrupt: Promise<unknown>;
   /** Figures every this many ms (default 1000). */
   readonly intervalMs?: number;
+  /** Called once the guest is started (for tools that watch a session: the benchmarks). */
+  readonly onReady?: (s: { readonly feed: ViewerFeed; readonly viewerUrl: string | undefined; readonly guestDomid: number }) => void;
 }
 
 interface GuestFigures {
@@ -130,6 +132,7 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
     vdispl: o.devices,
   });
 
+  o.onReady?.({ feed, viewerUrl: viewer?.url, guestDomid: guest.domid });
   const expected = o.devices.reduce((n, d) => n + d.connectors.length, 0);
   if (viewer) io.stdout(`viewer: ${viewer.url}\n`);
   io.stdout(`guest ${o.guestName} (d${guest.domid}): ${o.devices.flatMap((d) => d.connectors.map((c) => `${c.uniqueId} ${c.width}x${c.height}`)).join(', ')}${o.devices.some((d) => d.beAlloc) ? ', backend-allocated buffers' : ''}; Ctrl-C to stop\n`);
