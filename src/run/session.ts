@@ -84,7 +84,6 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
     io.stderr(`vdispl: vdispl[${bad.devid}]: the backend must be dom0 (backend=0) for vdispl run\n`);
     return { code: 2, leaks: [] };
   }
-  const logs: string[] = [];
   // Domains' log lines go above the figures (which are redrawn below them on a terminal).
   let drawn = 0;
   const printLog = (text: string): void => {
@@ -96,11 +95,11 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
     io.stdout(`${text}\n`);
   };
   const ts = await Toolstack.start({
-    log: (t) => logs.push(t),
+    log: (t) => printLog(`[toolstack] ${t}`),
     machine: { memoryMiB: 512, log: (_d, name, text) => printLog(`[${name}] ${text}`) },
   });
   const feed = new ViewerFeed({ nameOf: (i) => `${o.guestName}/${i.uniqueId}`, log: printLog });
-  const backend = await DisplayBackend.start({ platform: ts.dom0, presenter: feed, log: (t) => logs.push(t) });
+  const backend = await DisplayBackend.start({ platform: ts.dom0, presenter: feed, log: (t) => printLog(`[backend] ${t}`) });
   let viewer: ViewerServer | undefined;
   if (o.viewerPort !== undefined) {
     try {
