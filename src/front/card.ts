@@ -449,6 +449,11 @@ export class Card {
     const buf = new DisplayBuffer(this, cookie, shbuf, 0, 0, undefined, 0, dmabuf.size, offset);
     try {
       await this.call(0, { operation: XENDISPL_OP_DBUF_CREATE, dbuf_cookie: cookie, width: 0, height: 0, bpp: 0, buffer_sz: dmabuf.size, flags: 0, gref_directory: shbuf.firstRef, data_ofs: offset });
+      if (this.closed) {
+        // The card was closed while this was in flight (as in createDumb).
+        await this.opts.channels[0]!.request({ operation: XENDISPL_OP_DBUF_DESTROY, dbuf_cookie: cookie }).catch(() => undefined);
+        throw new DisplayError(-XEN_ERRNO.ENODEV, 'the card was closed');
+      }
     } catch (e) {
       shbuf.free();
       throw e;

@@ -2,8 +2,10 @@
  * The viewer page: every connector in a canvas at native size with its name and figures. Frames
  * arrive as tiles of RGBA (raw or run-length encoded, decoded synchronously) and are drawn as
  * they arrive; the page acknowledges them on the next animation frame with the time they were
- * painted (the server's flow control counts on those acknowledgements). The page reconnects when the server goes away. `window.vdispl` exposes what was
- * painted (for tests): `painted[id]` = last painted seq, `canvas(id)`.
+ * painted (the server's flow control counts on those acknowledgements). The page reconnects
+ * when the server goes away. `window.vdispl` exposes what was painted (for tests): `painted[id]`
+ * = last painted seq, `canvas(id)`; and `drawMs` / `drawn`: the time spent decoding and drawing
+ * tiles, and the frames drawn (for the benchmarks).
  */
 export const VIEWER_PAGE = String.raw`<!doctype html>
 <html lang="en">
@@ -28,7 +30,7 @@ export const VIEWER_PAGE = String.raw`<!doctype html>
   const screens = document.getElementById('screens');
   const status = document.getElementById('status');
   const conns = new Map();
-  const state = { painted: {}, canvas: (id) => conns.get(id)?.canvas, connected: false, frames: 0 };
+  const state = { painted: {}, canvas: (id) => conns.get(id)?.canvas, connected: false, frames: 0, drawMs: 0, drawn: 0 };
   window.vdispl = state;
 
   function ensure(info) {
@@ -91,10 +93,13 @@ export const VIEWER_PAGE = String.raw`<!doctype html>
     // Drawn at once (in arrival order); acknowledged with the time of the next animation frame,
     // when what was drawn is presented: frames that arrive within one display refresh are
     // painted together.
+    const t0 = performance.now();
     for (const t of tiles) {
       const rgba = t.enc === 1 ? unrle(t.data, t.w * t.h) : t.data;
       c.ctx.putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, t.w * t.h * 4), t.w, t.h), t.x, t.y);
     }
+    state.drawMs += performance.now() - t0;
+    state.drawn++;
     unacked.push({ ws, c, id, seq, flipAt });
     if (!rafPending) {
       rafPending = true;
