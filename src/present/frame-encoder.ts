@@ -221,11 +221,12 @@ export class WorkerFrameEncoder implements FrameEncoder {
     this.worker = undefined;
     this.port?.close();
     this.port = undefined;
+    // The worker stops before the frames it may be reading are let go.
+    if (w) await w.terminate();
     for (const [job, p] of this.pending) {
       this.pending.delete(job);
       p.release();
       p.reject(new Error('the encoder is closed'));
     }
-    if (w) await w.terminate();
   }
 }

@@ -8,7 +8,7 @@
  *   u16 height, u32 tile count, then per tile: u16 x, u16 y, u16 w, u16 h, u8 encoding
  *   (0 raw RGBA, 1 RLE RGBA, see tiles.ts), u32 length, bytes.
  */
-import { changedTiles, copyTiles, encodeTile, type Raster } from './tiles.js';
+import { changedTiles, copyTiles, ENC_RAW, ENC_RLE, encodeTile, type Raster } from './tiles.js';
 
 export const MSG_FRAME = 1;
 const HEADER = 24;
@@ -38,7 +38,9 @@ export function encodeUpdate(raster: Raster, shadow: Shadow | undefined, h: Upda
   const key = `${raster.width}x${raster.height}/${raster.format.fourcc}/${raster.pitch}`;
   const same = shadow?.key === key ? shadow.data : undefined;
   const rects = changedTiles(raster, same);
-  const tiles = rects.map((r) => encodeTile(raster, r));
+  // The tiles are copied into the shadow first and encoded from there: the guest may be drawing
+  // into this very memory, and the client must get exactly what the shadow says it has (a pixel
+  // changed after the copy differs from the shadow, so it goes with the next update).
   let next: Shadow;
   if (same) {
     copyTiles(raster, same, rects);
@@ -46,6 +48,8 @@ export function encodeUpdate(raster: Raster, shadow: Shadow | undefined, h: Upda
   } else {
     next = { key, data: raster.data.slice() };
   }
+  const settled: Raster = { ...raster, data: next.data };
+  const tiles = rects.map((r) => encodeTile(settled, r));
   let size = HEADER;
   for (const t of tiles) size += TILE_HEADER + t.data.length;
   const msg = new Uint8Array(size);
@@ -82,8 +86,10 @@ export interface DecodedTile {
 
 /** Parses a frame message (what the page does; for tests and tools). Throws RangeError if malformed. */
 export function decodeUpdate(msg: Uint8Array): UpdateHeader & { width: number; height: number; tiles: DecodedTile[] } {
-  if (msg.length < HEADER || msg[0] !== MSG_FRAME) throw new RangeError('not a frame message');
+  if (msg.length < HEADER || msg[0] !== MSG_FRAME || msg[1] !== 0) throw new RangeError('not a frame message');
   const dv = new DataView(msg.buffer, msg.byteOffset, msg.byteLength);
+  const width = dv.getUint16(16, true);
+  const height = dv.getUint16(18, true);
   const n = dv.getUint32(20, true);
   const tiles: DecodedTile[] = [];
   let o = HEADER;
@@ -91,8 +97,12 @@ export function decodeUpdate(msg: Uint8Array): UpdateHeader & { width: number; h
     if (o + TILE_HEADER > msg.length) throw new RangeError(`tile ${i} header past the end`);
     const len = dv.getUint32(o + 9, true);
     if (o + TILE_HEADER + len > msg.length) throw new RangeError(`tile ${i} data past the end`);
-    tiles.push({ x: dv.getUint16(o, true), y: dv.getUint16(o + 2, true), w: dv.getUint16(o + 4, true), h: dv.getUint16(o + 6, true), encoding: msg[o + 8]!, data: msg.subarray(o + TILE_HEADER, o + TILE_HEADER + len) });
+    const t = { x: dv.getUint16(o, true), y: dv.getUint16(o + 2, true), w: dv.getUint16(o + 4, true), h: dv.getUint16(o + 6, true), encoding: msg[o + 8]!, data: msg.subarray(o + TILE_HEADER, o + TILE_HEADER + len) };
+    if (t.w === 0 || t.h === 0 || t.x + t.w > width || t.y + t.h > height) throw new RangeError(`tile ${i} (${t.w}x${t.h} at ${t.x},${t.y}) is not inside the ${width}x${height} frame`);
+    if (t.encoding === ENC_RAW ? len !== t.w * t.h * 4 : t.encoding !== ENC_RLE || len % 6 !== 0) throw new RangeError(`tile ${i}: ${len} bytes of encoding ${t.encoding}`);
+    tiles.push(t);
     o += TILE_HEADER + len;
   }
-  return { id: dv.getUint16(2, true), seq: dv.getUint32(4, true), flipTime: dv.getFloat64(8, true), width: dv.getUint16(16, true), height: dv.getUint16(18, true), tiles };
+  if (o !== msg.length) throw new RangeError(`${msg.length - o} bytes after the last tile`);
+  return { id: dv.getUint16(2, true), seq: dv.getUint32(4, true), flipTime: dv.getFloat64(8, true), width, height, tiles };
 }

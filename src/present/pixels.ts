@@ -112,15 +112,28 @@ export function toRgba(src: PixelSource, x = 0, y = 0, w = src.width, h = src.he
 
 function yuyvToRgba(src: PixelSource, l: Yuv422Layout, x: number, y: number, w: number, h: number, dst: Uint8Array | Uint8ClampedArray): void {
   const { bytes, pitch } = src;
+  // With an odd width the last pixel's pair is cut after its first two bytes (the row is
+  // width * 2 bytes): only those are read, and a chroma sample that is not there counts as
+  // 128 (none), so every way of reading a frame gives the same colour.
+  const cut = (src.width & 1) === 1 ? src.width - 1 : -1;
   let o = 0;
   for (let row = 0; row < h; row++) {
     const base = src.offset + (y + row) * pitch;
     for (let col = x; col < x + w; col++) {
       // Each 32-bit word holds two pixels: Y0 U Y1 V (shifts from the layout).
       const p = base + (col >> 1) * 4;
-      const word = (bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24)) >>> 0;
-      const yy = (word >>> ((col & 1) === 0 ? l.y0 : l.y1)) & 0xff;
-      const [rr, gg, bb] = yuvToRgb(yy, (word >>> l.u) & 0xff, (word >>> l.v) & 0xff);
+      let rr: number;
+      let gg: number;
+      let bb: number;
+      if (col === cut) {
+        const half = bytes[p]! | (bytes[p + 1]! << 8);
+        const at = (shift: number): number => (shift < 16 ? (half >>> shift) & 0xff : 128);
+        [rr, gg, bb] = yuvToRgb(at(l.y0), at(l.u), at(l.v));
+      } else {
+        const word = (bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24)) >>> 0;
+        const yy = (word >>> ((col & 1) === 0 ? l.y0 : l.y1)) & 0xff;
+        [rr, gg, bb] = yuvToRgb(yy, (word >>> l.u) & 0xff, (word >>> l.v) & 0xff);
+      }
       dst[o] = rr;
       dst[o + 1] = gg;
       dst[o + 2] = bb;

@@ -34,6 +34,8 @@ function now(): number {
 interface InFlight {
   readonly seq: number;
   readonly flipTime: number;
+  /** The message has gone to the client (an ack before that is not believed). */
+  sent: boolean;
 }
 
 interface ClientState {
@@ -66,7 +68,7 @@ export interface ConnectorFigures extends ViewerConnectorInfo {
   readonly skipped: number;
   /** Flip -> painted latencies of the last painted frames, ms. */
   readonly latencies: readonly number[];
-  /** Bytes sent for painted frames. */
+  /** Bytes sent to viewers. */
   readonly bytes: number;
   /** Time spent computing updates (damage, conversion, encoding), ms, on the encoder's thread. */
   readonly encodeMs: number;
@@ -80,6 +82,10 @@ class FeedConnector implements ConnectorOutput {
   flipTime = 0;
   /** Increments with every presented frame. */
   seq = 0;
+  /** Whether the current seq is a presented frame (not a mode set). */
+  seqIsFrame = false;
+  /** Frames presented since the last seq any client was sent. */
+  unsent = 0;
   presented = 0;
   painted = 0;
   skipped = 0;
@@ -101,6 +107,7 @@ class FeedConnector implements ConnectorOutput {
     this.frame = config?.frame;
     this.flipTime = now();
     this.seq++;
+    this.seqIsFrame = false;
     this.feed.changed(this, true);
   }
 
@@ -108,6 +115,8 @@ class FeedConnector implements ConnectorOutput {
     this.frame = frame;
     this.flipTime = now();
     this.seq++;
+    this.seqIsFrame = true;
+    this.unsent++;
     this.presented++;
     this.feed.changed(this, false);
   }
@@ -139,16 +148,28 @@ export class ViewerFeed implements Presenter {
   private readonly encoder: FrameEncoder;
   private readonly window: number;
   private readonly log: (text: string) => void;
+  private closing = false;
 
   constructor(opts: ViewerFeedOptions = {}) {
     this.nameOf = opts.nameOf ?? ((i) => `d${i.frontendDomid} vdispl${i.devid} #${i.index} (${i.uniqueId})`);
     this.encoder = opts.encoder ?? new WorkerFrameEncoder();
-    this.window = Math.max(1, opts.window ?? 2);
+    const window = opts.window ?? 2;
+    if (!Number.isInteger(window) || window < 1) throw new RangeError(`viewer window ${window}: must be an integer >= 1`);
+    this.window = window;
     this.log = opts.log ?? (() => undefined);
   }
 
+  /** The next free connector id, 1..65535 (ids travel as u16 and are reused once free). */
+  private allocateId(): number {
+    if (this.connectors.size >= 0xffff) throw new RangeError('the viewer has 65535 connectors');
+    while (this.connectors.has(this.nextId)) this.nextId = (this.nextId % 0xffff) + 1;
+    const id = this.nextId;
+    this.nextId = (this.nextId % 0xffff) + 1;
+    return id;
+  }
+
   openConnector(info: ConnectorInfo): ConnectorOutput {
-    const c = new FeedConnector(this.nextId++, info, this.nameOf(info), this);
+    const c = new FeedConnector(this.allocateId(), info, this.nameOf(info), this);
     this.connectors.set(c.id, c);
     this.broadcastList();
     return c;
@@ -227,7 +248,7 @@ export class ViewerFeed implements Presenter {
     const q = st?.inflight.get(id);
     if (!st || !q) return;
     const k = q.findIndex((f) => f.seq === seq);
-    if (k < 0) return;
+    if (k < 0 || !q[k]!.sent) return;
     const done = q.splice(0, k + 1);
     const c = this.connectors.get(id);
     if (!c) return;
@@ -247,12 +268,13 @@ export class ViewerFeed implements Presenter {
     let q = st.inflight.get(c.id);
     if (!q) st.inflight.set(c.id, (q = []));
     if (q.length >= this.window) return;
-    const entry: InFlight = { seq: c.seq, flipTime: c.flipTime };
+    const entry: InFlight = { seq: c.seq, flipTime: c.flipTime, sent: false };
     q.push(entry);
     st.sent.set(c.id, c.seq);
-    // Frames presented since the last one any client was sent were skipped.
+    // Frames presented since the last one any client was sent were skipped (mode sets are not frames).
     if (c.seq > c.lastCountedSeq) {
-      c.skipped += Math.max(0, c.seq - c.lastCountedSeq - 1);
+      c.skipped += Math.max(0, c.unsent - (c.seqIsFrame ? 1 : 0));
+      c.unsent = 0;
       c.lastCountedSeq = c.seq;
     }
     const slot = this.slot(st, c.id);
@@ -262,9 +284,11 @@ export class ViewerFeed implements Presenter {
         c.encoded++;
         if (st.closed || st.inflight.get(c.id) !== q || !q.includes(entry)) return;
         c.bytes += r.msg.length;
+        entry.sent = true;
         client.sendFrame(r.msg);
       },
       (e: unknown) => {
+        if (this.closing) return;
         // Nothing was sent: the slot starts again from a whole frame.
         this.log(`viewer: encoding ${c.name} failed: ${e instanceof Error ? e.message : String(e)}`);
         const i = q.indexOf(entry);
@@ -279,6 +303,7 @@ export class ViewerFeed implements Presenter {
 
   /** Stops the encoder; clients get nothing more. */
   async close(): Promise<void> {
+    this.closing = true;
     for (const client of [...this.clients.keys()]) this.removeClient(client);
     await this.encoder.close();
   }

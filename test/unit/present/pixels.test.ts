@@ -34,6 +34,16 @@ describe('pixels', () => {
     expect(one(name, bytes)).toEqual(rgba);
   });
 
+  it('YUYV at an odd width: the last pixel reads only its Y0 and U (the row is width * 2 bytes), V counts as 128, whatever follows the row', () => {
+    const yuyv = pixelFormatByName('YUYV')!;
+    // Pixel 2: Y0 200, U 60, V absent -> c 184, d -68, e 0: R (298*184+128)>>8 = 214,
+    // G (298*184+100*68+128)>>8 = 241, B (298*184-516*68+128)>>8 = 77.
+    for (const after of [[0, 0], [7, 255], [255, 7]]) {
+      const bytes = Uint8Array.from([16, 128, 16, 128, 200, 60, ...after]);
+      expect(Array.from(toRgba({ bytes, offset: 0, pitch: 6, width: 3, height: 1, format: yuyv }, 2, 0, 1, 1))).toEqual([214, 241, 77, 255]);
+    }
+  });
+
   it('YUYV: BT.601 limited range, two pixels per word', () => {
     // Y0 U Y1 V
     expect(Array.from(toRgba({ bytes: Uint8Array.from([235, 128, 16, 128]), offset: 0, pitch: 4, width: 2, height: 1, format: pixelFormatByName('YUYV')! }))).toEqual([255, 255, 255, 255, 0, 0, 0, 255]);
