@@ -167,6 +167,8 @@ export class Card {
   private readonly flips: FlipWaiter[][];
   private unpluggedBy: DisplayError | undefined;
   private closed = false;
+  /** close() has started: operations whose response arrives now are undone, new ones refused. */
+  private closing = false;
   private readonly unplugListeners = new Set<(e: DisplayError) => void>();
   /** Counters. */
   readonly stats = { flips: 0, frameDone: 0, flipTimeouts: 0 };
@@ -202,6 +204,18 @@ export class Card {
     if (this.unpluggedBy) throw this.unpluggedBy;
   }
 
+  /** check(), and refuses new objects once close() has started. */
+  private checkOpen(): void {
+    this.check();
+    if (this.closing) throw new DisplayError(-XEN_ERRNO.ENODEV, 'the card is closing');
+  }
+
+  /** Sends a request that undoes an object created while the card was closing (result ignored). */
+  private async undo(body: RequestBody): Promise<never> {
+    await this.opts.channels[0]!.request(body).catch(() => undefined);
+    throw new DisplayError(-XEN_ERRNO.ENODEV, 'the card was closed');
+  }
+
   private connectorOf(c: Connector | number): Connector {
     const conn = typeof c === 'number' ? this.connectors[c] : c;
     if (!conn || this.connectors[conn.index] !== conn) throw new DisplayError(-XEN_ERRNO.EINVAL, `no connector ${typeof c === 'number' ? c : c.index} on this card`);
@@ -224,7 +238,7 @@ export class Card {
 
   /** A dumb buffer (DBUF_CREATE) in the device's allocation mode. */
   async createDumb(opts: DumbBufferOptions): Promise<DisplayBuffer> {
-    this.check();
+    this.checkOpen();
     const format = typeof opts.format === 'number' ? pixelFormatByFourcc(opts.format) : opts.format;
     if (!format) throw new DisplayError(-XEN_ERRNO.EINVAL, `unknown pixel format ${typeof opts.format === 'number' ? `0x${opts.format.toString(16)}` : opts.format.name}`);
     const lay = dumbLayout(opts.width, opts.height, format.bpp);
@@ -252,20 +266,26 @@ export class Card {
         gref_directory: shbuf.firstRef,
         data_ofs: 0,
       });
-      if (this.beAlloc) shbuf.mapBackendPages();
-      if (this.closed) {
-        // The card was closed while this was in flight: undo it on the backend too.
-        await this.opts.channels[0]!.request({ operation: XENDISPL_OP_DBUF_DESTROY, dbuf_cookie: cookie }).catch(() => undefined);
-        throw new DisplayError(-XEN_ERRNO.ENODEV, 'the card was closed');
-      }
     } catch (e) {
       shbuf.free();
-      if (e instanceof ShbufError) {
-        // Mapped nothing: tell the backend to drop the buffer it made.
-        await this.call(0, { operation: XENDISPL_OP_DBUF_DESTROY, dbuf_cookie: cookie }).catch(() => undefined);
-        throw new DisplayError(e.errno, e.message);
-      }
       throw e;
+    }
+    if (this.closing) {
+      // close() started while this was in flight: let go of our side first (nothing of a
+      // backend-allocated buffer is mapped yet), then undo it on the backend.
+      shbuf.free();
+      return this.undo({ operation: XENDISPL_OP_DBUF_DESTROY, dbuf_cookie: cookie });
+    }
+    if (this.beAlloc) {
+      try {
+        shbuf.mapBackendPages();
+      } catch (e) {
+        shbuf.free();
+        // Mapped nothing: tell the backend to drop the buffer it made.
+        await this.opts.channels[0]!.request({ operation: XENDISPL_OP_DBUF_DESTROY, dbuf_cookie: cookie }).catch(() => undefined);
+        if (e instanceof ShbufError) throw new DisplayError(e.errno, e.message);
+        throw e;
+      }
     }
     this.buffers.add(buf);
     return buf;
@@ -294,19 +314,18 @@ export class Card {
 
   /** FB_ATTACH: a framebuffer over `buffer` (its format and size by default). */
   async addFramebuffer(buffer: DisplayBuffer, opts: { format?: number | PixelFormat; width?: number; height?: number } = {}): Promise<Framebuffer> {
-    this.check();
+    this.checkOpen();
     const f = opts.format ?? buffer.format;
     const format = typeof f === 'number' ? pixelFormatByFourcc(f) : f;
     if (!format) throw new DisplayError(-XEN_ERRNO.EINVAL, `unknown or missing pixel format ${f === undefined ? '(none)' : typeof f === 'number' ? `0x${f.toString(16)}` : f.name}`);
     const width = opts.width ?? buffer.width;
     const height = opts.height ?? buffer.height;
     if (buffer.isDestroyed) throw new DisplayError(-XEN_ERRNO.ENOENT, 'the buffer was destroyed');
+    // Cookies are per device: another card's buffer could name one of ours.
+    if (!this.buffers.has(buffer)) throw new DisplayError(-XEN_ERRNO.EINVAL, 'the buffer belongs to another card');
     const cookie = this.cookie();
     await this.call(0, { operation: XENDISPL_OP_FB_ATTACH, dbuf_cookie: buffer.cookie, fb_cookie: cookie, width, height, pixel_format: format.fourcc });
-    if (this.closed) {
-      await this.opts.channels[0]!.request({ operation: XENDISPL_OP_FB_DETACH, fb_cookie: cookie }).catch(() => undefined);
-      throw new DisplayError(-XEN_ERRNO.ENODEV, 'the card was closed');
-    }
+    if (this.closing) return this.undo({ operation: XENDISPL_OP_FB_DETACH, fb_cookie: cookie });
     const fb = new Framebuffer(this, cookie, buffer, format, width, height);
     this.fbs.add(fb);
     return fb;
@@ -432,7 +451,7 @@ export class Card {
    * dma-buf until the backend has let go of every page.
    */
   async importBuffer(dmabuf: DmaBuf, opts: { offset?: number } = {}): Promise<DisplayBuffer> {
-    this.check();
+    this.checkOpen();
     const gfns = dmabuf.gfns;
     if (!gfns || dmabuf.foreign) throw new DisplayError(-XEN_ERRNO.EINVAL, 'only a dma-buf of this domain\'s own memory can be imported');
     const offset = opts.offset ?? 0;
@@ -449,11 +468,7 @@ export class Card {
     const buf = new DisplayBuffer(this, cookie, shbuf, 0, 0, undefined, 0, dmabuf.size, offset);
     try {
       await this.call(0, { operation: XENDISPL_OP_DBUF_CREATE, dbuf_cookie: cookie, width: 0, height: 0, bpp: 0, buffer_sz: dmabuf.size, flags: 0, gref_directory: shbuf.firstRef, data_ofs: offset });
-      if (this.closed) {
-        // The card was closed while this was in flight (as in createDumb).
-        await this.opts.channels[0]!.request({ operation: XENDISPL_OP_DBUF_DESTROY, dbuf_cookie: cookie }).catch(() => undefined);
-        throw new DisplayError(-XEN_ERRNO.ENODEV, 'the card was closed');
-      }
+      if (this.closing) await this.undo({ operation: XENDISPL_OP_DBUF_DESTROY, dbuf_cookie: cookie });
     } catch (e) {
       shbuf.free();
       throw e;
@@ -485,7 +500,8 @@ export class Card {
    * on the backend if it is still there). After an unplug this lets the device reconnect.
    */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.closing) return;
+    this.closing = true;
     if (!this.unpluggedBy) {
       for (const c of this.connectors) if (c.current) await this.disable(c).catch(() => undefined);
       for (const fb of [...this.fbs]) await fb.remove().catch(() => undefined);

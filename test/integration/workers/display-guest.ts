@@ -109,6 +109,30 @@ export interface GuestCommands {
   closeFront: { args: Record<string, never>; result: undefined };
   /** main returns (poweroff) after replying. */
   exit: { args: Record<string, never>; result: undefined };
+  /**
+   * Starts `n` (default 1) card operations without awaiting them (`what`, not `op`: `op` names
+   * the command), calls card.close() in the same tick (not awaited either), then awaits the
+   * operations and the close. `error`/`errors`: each operation's error (undefined if it
+   * succeeded: its buffer or framebuffer is then named in `values`). `closedAtOnce`: the card
+   * counted as closed right after close() was called, before any response could arrive.
+   * create: createDumb(width, height, format); attach: addFramebuffer(buf); import:
+   * importBuffer(dmabuf, offset). The card's destroyed buffers and removed framebuffers are
+   * forgotten afterwards, as closeCard does.
+   */
+  closeDuring: {
+    args: { what: 'create' | 'attach' | 'import'; n?: number; width?: number; height?: number; format?: number; buf?: number; dmabuf?: number; offset?: number };
+    result: { error: ErrorView | undefined; errors: (ErrorView | undefined)[]; values: (number | undefined)[]; closedAtOnce: boolean; closeError: ErrorView | undefined };
+  };
+  /** A dma-buf's reference count and whether it was released (without dropping the test's reference). */
+  dmabufState: { args: { dmabuf: number }; result: { refCount: number; released: boolean } };
+  /** Opens a second vdispl device of this guest (a side card, e.g. another exporter for PRIME). */
+  openSide: { args: { devid: number; timeoutMs?: number }; result: CardView };
+  /** createDumb on the side card (the buffer is named like any other: fill, read and destroy work on it). */
+  sideCreate: { args: { width: number; height: number; format: number }; result: { buf: number; size: number; pages: number } };
+  /** exportBuffer on the side card. */
+  sideExport: { args: { buf: number }; result: { dmabuf: number; size: number; foreign: boolean } };
+  /** Closes the side card and its device. */
+  sideClose: { args: Record<string, never>; result: undefined };
 }
 
 export type GuestOp = keyof GuestCommands;
@@ -163,6 +187,7 @@ export default async function main(ctx: DomainContext): Promise<void> {
   const p = domainPlatform(ctx);
   let front: XenFront | undefined;
   let card: Card | undefined;
+  let side: { front: XenFront; card: Card } | undefined;
   const bufs = new Map<number, DisplayBuffer>();
   const fbs = new Map<number, Framebuffer>();
   const dmabufs = new Map<number, DmaBuf>();
@@ -354,6 +379,70 @@ export default async function main(ctx: DomainContext): Promise<void> {
     exit: () => {
       // After the reply is out.
       setTimeout(exitNow, 10);
+      return undefined;
+    },
+    closeDuring: async (a) => {
+      const c = theCard();
+      const start = (): Promise<number> => {
+        switch (a.what) {
+          case 'create': {
+            if (a.width === undefined || a.height === undefined || a.format === undefined) throw new Error('create needs width, height and format');
+            return c.createDumb({ width: a.width, height: a.height, format: a.format }).then((b) => name(bufs, b));
+          }
+          case 'attach':
+            return c.addFramebuffer(need(bufs, a.buf ?? -1, 'buffer')).then((fb) => name(fbs, fb));
+          case 'import':
+            return c.importBuffer(need(dmabufs, a.dmabuf ?? -1, 'dma-buf'), a.offset !== undefined ? { offset: a.offset } : {}).then((b) => name(bufs, b));
+        }
+      };
+      // Every request is on the ring before close() runs; nothing is awaited in between.
+      const ops = Array.from({ length: a.n ?? 1 }, () =>
+        start().then(
+          (v) => ({ error: undefined, value: v }),
+          (e: unknown) => ({ error: errorView(e), value: undefined }),
+        ),
+      );
+      const closing = c.close().then(
+        () => undefined,
+        (e: unknown) => errorView(e),
+      );
+      const closedAtOnce = c.isClosed;
+      const results = await Promise.all(ops);
+      const closeError = await closing;
+      // As closeCard: what the closed card held is gone (what an operation made after close()
+      // started is kept, so the test can see it).
+      for (const [k, b] of bufs) if (b.isDestroyed) bufs.delete(k);
+      for (const [k, fb] of fbs) if (fb.isRemoved || fb.buffer.isDestroyed) fbs.delete(k);
+      return { error: results[0]?.error, errors: results.map((r) => r.error), values: results.map((r) => r.value), closedAtOnce, closeError };
+    },
+    dmabufState: (a) => {
+      const d = need(dmabufs, a.dmabuf, 'dma-buf');
+      return { refCount: d.refCount, released: d.released };
+    },
+    openSide: async (a) => {
+      if (side) throw new Error('a side card is open');
+      const f = await XenFront.open(p, `device/vdispl/${a.devid}`, { log: (t) => ctx.log(`side front: ${t}`) });
+      const c = await f.waitCard({ timeoutMs: a.timeoutMs ?? 10_000 });
+      side = { front: f, card: c };
+      return { ...view(c), connects: f.connects };
+    },
+    sideCreate: async (a) => {
+      if (!side) throw new Error('no side card');
+      const b = await side.card.createDumb({ width: a.width, height: a.height, format: a.format });
+      return { buf: name(bufs, b), size: b.size, pages: b.shbuf.pages };
+    },
+    sideExport: (a) => {
+      if (!side) throw new Error('no side card');
+      const d = side.card.exportBuffer(need(bufs, a.buf, 'buffer'));
+      return { dmabuf: name(dmabufs, d), size: d.size, foreign: d.foreign };
+    },
+    sideClose: async () => {
+      if (!side) throw new Error('no side card');
+      const s = side;
+      side = undefined;
+      await s.card.close();
+      await s.front.close();
+      for (const [k, b] of bufs) if (b.isDestroyed) bufs.delete(k);
       return undefined;
     },
   };
