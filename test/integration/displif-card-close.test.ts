@@ -33,19 +33,15 @@
  *   kept until the frontend went away, before Card.close() marked the card closing at once
  *   (found by these tests).
  */
-import { MessageChannel } from 'node:worker_threads';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DRM_FORMAT_XRGB8888 } from '../../src/abi/fourcc.js';
 import { XEN_ERRNO } from '../../src/abi/xen-errno.js';
 import type { MachineAccounting } from '../../src/hypervisor/accounting.js';
-import { parseVdisplSpec } from '../../src/toolstack/vdispl-spec.js';
-import { type DisplayGuest, expectSameBytes, GUEST_MODULE, GuestClient, pattern, poll, Rig } from './displif-helpers.js';
+import { type DisplayGuest, expectSameBytes, pattern, poll, Rig } from './displif-helpers.js';
 import type { ErrorView } from './workers/display-guest.js';
 
 let rig: Rig;
 let base: MachineAccounting;
-/** Guests made by addGuestDevs (Rig does not know them). */
-const extra = new Set<DisplayGuest>();
 
 beforeAll(async () => {
   rig = await Rig.start();
@@ -64,12 +60,9 @@ beforeEach(() => {
 
 afterEach(async () => {
   await rig.destroyGuests();
-  const left = [...extra];
-  extra.clear();
-  for (const g of left) await rig.ts.destroyDomain(g.domid).catch(() => undefined);
-  // After a failed test: the dying guest stays until the backend has unmapped what it held; the
+  // After a failed test: a dying guest stays until the backend has unmapped what it held; the
   // next test's baseline must not include it.
-  await poll(() => !rig.accounting().domains.some((d) => left.some((g) => g.domid === d.domid)), 10_000);
+  await poll(() => rig.accounting().domains.every((d) => base.domains.some((b) => b.domid === d.domid)), 10_000);
   await rig.ts.settled();
 });
 
@@ -77,30 +70,12 @@ const W = 32;
 const H = 16;
 const XRGB = DRM_FORMAT_XRGB8888;
 
-/** A display guest with one vdispl device per spec, device i at devid i. */
-async function addGuestDevs(name: string, ...specs: string[]): Promise<DisplayGuest> {
-  const be = rig.backend!.domid;
-  const { port1, port2 } = new MessageChannel();
-  const guest = await rig.ts.createDomain({
-    mode: 'worker',
-    name,
-    module: GUEST_MODULE,
-    args: { port: port2 },
-    transfer: [port2],
-    vdispl: specs.map((s, devid) => parseVdisplSpec(`backend=${be},${s}`, devid)),
-  });
-  const g: DisplayGuest = { guest, domid: guest.domid, name, client: new GuestClient(port1, guest.handle.exited, name) };
-  extra.add(g);
-  return g;
-}
-
 const usage = async (g: DisplayGuest, devid = 0) => (await rig.frontend(g, devid))?.usage;
 
 /** The guest closes its (current) card and its frontend, powers off; accounting back to baseline. */
 async function finish(g: DisplayGuest): Promise<void> {
   await g.client.call('closeCard', {});
   await g.client.call('closeFront', {});
-  extra.delete(g);
   await rig.exitGuest(g);
   expect(await rig.leaksAfter(base)).toEqual([]);
 }
@@ -125,7 +100,7 @@ async function nextCardWorks(g: DisplayGuest, seed: number): Promise<void> {
 describe('card.close() while a request is in flight', () => {
   for (const beAlloc of [0, 1]) {
     it(`be-alloc=${beAlloc}: 3 createDumb in flight on an empty card, close() in the same tick: each rejects with -ENODEV after undoing its buffer (DBUF_DESTROY), the backend holds no buffer, the next card works; accounting back to baseline`, async () => {
-      const g = await addGuestDevs(`create-${beAlloc}`, `be-alloc=${beAlloc},connectors=c:${W}x${H}`);
+      const g = await rig.addGuest(`create-${beAlloc}`, `be-alloc=${beAlloc},connectors=c:${W}x${H}`);
       expect((await g.client.call('open', {})).beAlloc).toBe(beAlloc === 1);
       const r = await g.client.call('closeDuring', { what: 'create', n: 3, width: W, height: H, format: XRGB });
       expect(r.closedAtOnce).toBe(true);
@@ -147,7 +122,7 @@ describe('card.close() while a request is in flight', () => {
 
   for (const beAlloc of [0, 1]) {
     it(`importer be-alloc=${beAlloc}: 2 importBuffer in flight of a dma-buf exported by another vdispl device (frontend-allocated), close() in the same tick: each rejects with -ENODEV, the backend holds no buffer for the importer, the imports' dma-buf references are dropped (put() releases it), the exporter's pixels are intact; accounting back to baseline`, async () => {
-      const g = await addGuestDevs(`import-${beAlloc}`, `be-alloc=${beAlloc},connectors=c:${W}x${H}`, `be-alloc=0,connectors=s:${W}x${H}`);
+      const g = await rig.addGuest(`import-${beAlloc}`, `be-alloc=${beAlloc},connectors=c:${W}x${H}`, `be-alloc=0,connectors=s:${W}x${H}`);
       await g.client.call('open', {});
       expect((await g.client.call('openSide', { devid: 1 })).beAlloc).toBe(false);
       const src = await g.client.call('sideCreate', { width: W, height: H, format: XRGB });
@@ -178,7 +153,7 @@ describe('card.close() while a request is in flight', () => {
 
   for (const beAlloc of [0, 1]) {
     it(`be-alloc=${beAlloc}: addFramebuffer in flight on a card holding its buffer, close() in the same tick (close() has requests of its own to await first): rejects with -ENODEV after FB_DETACH, the backend holds nothing, the next card works; accounting back to baseline`, async () => {
-      const g = await addGuestDevs(`attach-${beAlloc}`, `be-alloc=${beAlloc},connectors=c:${W}x${H}`);
+      const g = await rig.addGuest(`attach-${beAlloc}`, `be-alloc=${beAlloc},connectors=c:${W}x${H}`);
       await g.client.call('open', {});
       const b = await g.client.call('create', { width: W, height: H, format: XRGB });
       const r = await g.client.call('closeDuring', { what: 'attach', buf: b.buf });
@@ -193,7 +168,7 @@ describe('card.close() while a request is in flight', () => {
 
   for (const beAlloc of [0, 1]) {
     it(`be-alloc=${beAlloc}: createDumb in flight on a card already holding a buffer, close() in the same tick: rejects with -ENODEV after DBUF_DESTROY, the backend holds no buffer, the next card works; accounting back to baseline`, async () => {
-      const g = await addGuestDevs(`create-busy-${beAlloc}`, `be-alloc=${beAlloc},connectors=c:${W}x${H}`);
+      const g = await rig.addGuest(`create-busy-${beAlloc}`, `be-alloc=${beAlloc},connectors=c:${W}x${H}`);
       await g.client.call('open', {});
       await g.client.call('create', { width: W, height: H, format: XRGB });
       const r = await g.client.call('closeDuring', { what: 'create', width: W, height: H, format: XRGB });
@@ -208,7 +183,7 @@ describe('card.close() while a request is in flight', () => {
   }
 
   it('importBuffer in flight of a buffer exported by the same card (frontend-allocated), close() in the same tick: rejects with -ENODEV after DBUF_DESTROY, the backend holds no buffer, the import\'s dma-buf reference is dropped (put() releases it); accounting back to baseline', async () => {
-    const g = await addGuestDevs('import-same', `be-alloc=0,connectors=c:${W}x${H}`);
+    const g = await rig.addGuest('import-same', `be-alloc=0,connectors=c:${W}x${H}`);
     await g.client.call('open', {});
     const src = await g.client.call('create', { width: W, height: H, format: XRGB });
     const exp = await g.client.call('export', { buf: src.buf });
@@ -226,7 +201,7 @@ describe('card.close() while a request is in flight', () => {
   });
 
   it('addFramebuffer of a buffer of another card (another vdispl device of the guest, whose cookies overlap) is refused with EINVAL before any request; accounting back to baseline', async () => {
-    const g = await addGuestDevs('foreign-buf', `be-alloc=0,connectors=c:${W}x${H}`, `be-alloc=0,connectors=s:${W}x${H}`);
+    const g = await rig.addGuest('foreign-buf', `be-alloc=0,connectors=c:${W}x${H}`, `be-alloc=0,connectors=s:${W}x${H}`);
     await g.client.call('open', {});
     await g.client.call('openSide', { devid: 1 });
     await g.client.call('create', { width: W, height: H, format: XRGB });

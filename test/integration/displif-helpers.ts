@@ -192,7 +192,7 @@ export class Rig {
     return within(this.be.control.snapshot(g.domid, devid, index), 5000, 'backend snapshot');
   }
 
-  /** A display guest in its own worker with one vdispl device per spec ("backend=<domid>" is added). */
+  /** A display guest in its own worker with one vdispl device per spec, device i at devid i ("backend=<domid>" is added). */
   async addGuest(name: string, ...specs: string[]): Promise<DisplayGuest> {
     const { port1, port2 } = new MessageChannel();
     const be = this.be.domid;
@@ -202,7 +202,7 @@ export class Rig {
       module: GUEST_MODULE,
       args: { port: port2 },
       transfer: [port2],
-      vdispl: specs.map((s) => parseVdisplSpec(`backend=${be},${s}`)),
+      vdispl: specs.map((s, devid) => parseVdisplSpec(`backend=${be},${s}`, devid)),
     });
     const g: DisplayGuest = { guest, domid: guest.domid, name, client: new GuestClient(port1, guest.handle.exited, name) };
     this.guests.add(g);
