@@ -117,6 +117,14 @@ class FakeClient implements ViewerClient {
   }
 }
 
+/** A new client added to `feed`, once it has what it is sent on joining. */
+async function join(feed: ViewerFeed): Promise<FakeClient> {
+  const client = new FakeClient();
+  feed.addClient(client);
+  await flush();
+  return client;
+}
+
 /** An encoder whose jobs wait until released, to have work in flight for as long as a test needs. */
 class GatedEncoder implements FrameEncoder {
   private readonly inner = new InlineFrameEncoder();
@@ -220,9 +228,7 @@ describe('ViewerFeed', () => {
     const feed = newFeed();
     const f0 = makeFrame(0);
     const { out } = connector(feed, f0);
-    const client = new FakeClient();
-    feed.addClient(client);
-    await flush();
+    const client = await join(feed);
     expect(client.frames.map((f) => f.seq)).toEqual([1]);
     const presented = new Map<number, Frame>([[1, f0]]);
     for (let n = 1; n <= 10; n++) {
@@ -277,9 +283,7 @@ describe('ViewerFeed', () => {
     for (const window of [1]) {
       const feed = newFeed({ encoder: new InlineFrameEncoder(), window });
       const { out } = connector(feed);
-      const client = new FakeClient();
-      feed.addClient(client);
-      await flush();
+      const client = await join(feed);
       for (let n = 1; n <= 3; n++) {
         present(out, makeFrame(n));
         await flush();
@@ -294,9 +298,7 @@ describe('ViewerFeed', () => {
   it('stale, unknown and malformed acknowledgements change nothing and throw nothing', async () => {
     const feed = newFeed();
     const { out } = connector(feed);
-    const client = new FakeClient();
-    feed.addClient(client);
-    await flush();
+    const client = await join(feed);
     present(out, makeFrame(1));
     await flush();
     present(out, makeFrame(2));
@@ -342,9 +344,7 @@ describe('ViewerFeed', () => {
   it('present() never calls a client: the work happens after it returns', async () => {
     const feed = newFeed();
     const { out } = connector(feed);
-    const client = new FakeClient();
-    feed.addClient(client);
-    await flush();
+    const client = await join(feed);
     const sent = client.order.length;
     const r = out.present(makeFrame(1)) as unknown;
     expect(r).toBeUndefined(); // presented at once: frame-done is not held for the viewer
@@ -453,9 +453,7 @@ describe('ViewerFeed', () => {
   it('latency is paint time minus flip time, one per acknowledgement', async () => {
     const feed = newFeed();
     const { out } = connector(feed);
-    const client = new FakeClient();
-    feed.addClient(client);
-    await flush();
+    const client = await join(feed);
     const t0 = performance.timeOrigin + performance.now();
     present(out, makeFrame(1));
     const t1 = performance.timeOrigin + performance.now();
@@ -498,9 +496,7 @@ describe('ViewerFeed', () => {
     const logs: string[] = [];
     const feed = newFeed({ encoder, log: (t) => logs.push(t) });
     const { out } = connector(feed);
-    const client = new FakeClient();
-    feed.addClient(client);
-    await flush();
+    const client = await join(feed);
     feed.ack(client, 1, 1, NaN);
     failNext = true;
     const f1 = makeFrame(1);
@@ -520,9 +516,7 @@ describe('ViewerFeed', () => {
   it('close() stops everything: nothing more is sent, presenting still works', async () => {
     const feed = newFeed();
     const { out } = connector(feed);
-    const client = new FakeClient();
-    feed.addClient(client);
-    await flush();
+    const client = await join(feed);
     present(out, makeFrame(1));
     await feed.close();
     await flush();
@@ -565,9 +559,7 @@ describe('ViewerFeed', () => {
     const f = makeFrame(0);
     const { out } = connector(feed, f);
     const enc = (feed as unknown as { encoder: GatedEncoder }).encoder;
-    const client = new FakeClient();
-    feed.addClient(client);
-    await flush();
+    const client = await join(feed);
     enc.release();
     await flush();
     feed.ack(client, 1, 1, NaN);
@@ -608,9 +600,7 @@ describe('ViewerFeed', () => {
   it('regression: mode sets are not counted as presented or skipped frames', async () => {
     const feed = newFeed();
     const { out } = connector(feed);
-    const client = new FakeClient();
-    feed.addClient(client);
-    await flush();
+    const client = await join(feed);
     out.configure({ frame: makeFrame(1), x: 0, y: 0, width: W, height: H });
     await flush();
     out.configure({ frame: makeFrame(2), x: 0, y: 0, width: W, height: H });
@@ -630,9 +620,7 @@ describe('ViewerFeed', () => {
     const feed = newFeed({ encoder: new GatedEncoder() });
     const { out } = connector(feed);
     const enc = (feed as unknown as { encoder: GatedEncoder }).encoder;
-    const client = new FakeClient();
-    feed.addClient(client);
-    await flush();
+    const client = await join(feed);
     enc.release();
     await flush();
     present(out, makeFrame(1));
