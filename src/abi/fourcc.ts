@@ -158,6 +158,11 @@ export interface DumbLayout {
   readonly size: number;
 }
 
+/** Bytes of pixel data in a row of `width` pixels: ceil(width * bpp / 8) (the Linux dumb pitch). */
+export function pixelRowBytes(format: Pick<PixelFormat, 'bpp'>, width: number): number {
+  return Math.ceil((width * format.bpp) / 8);
+}
+
 /**
  * The size rules of a Linux dumb buffer on xen-front: the DRM core's checks
  * (drm_mode_create_dumb: non-zero sizes, cpp * width and stride * height within u32, a size

@@ -8,7 +8,7 @@
  * output never reads pages that went away under it. Limits count buffers until they are
  * really released.
  */
-import { type PixelFormat, pixelFormatByFourcc } from '../abi/fourcc.js';
+import { type PixelFormat, pixelFormatByFourcc, pixelRowBytes } from '../abi/fourcc.js';
 import { pagesForBytes } from '../abi/page-directory.js';
 import type { DbufCreateReq, FbAttachReq } from '../abi/displif-packets.js';
 import { XENDISPL_DBUF_FLG_REQ_ALLOC } from '../abi/displif-constants.js';
@@ -151,7 +151,7 @@ export class BufferStore {
     if (offset >= size) return err(XEN_ERRNO.EINVAL, `data_ofs ${offset} is not inside the ${size}-byte buffer`);
     let pitch: number | undefined;
     if (!prime) {
-      pitch = Math.ceil((width * bpp) / 8);
+      pitch = pixelRowBytes({ bpp }, width);
       if (offset + pitch * height > size) return err(XEN_ERRNO.EINVAL, `${width}x${height}x${bpp} (pitch ${pitch}) does not fit in ${size - offset} bytes`);
     }
     if (this.liveBuffers >= this.limits.maxBuffers) return err(XEN_ERRNO.ENOMEM, `limit of ${this.limits.maxBuffers} display buffers reached`);
@@ -191,7 +191,7 @@ export class BufferStore {
     if (!format) return err(XEN_ERRNO.EINVAL, `unknown pixel format 0x${(req.pixel_format >>> 0).toString(16)}`);
     const { width, height } = req;
     if (width === 0 || height === 0) return err(XEN_ERRNO.EINVAL, `framebuffer ${width}x${height}`);
-    const rowBytes = Math.ceil((width * format.bpp) / 8);
+    const rowBytes = pixelRowBytes(format, width);
     const pitch = d.pitch ?? rowBytes;
     if (rowBytes > pitch) return err(XEN_ERRNO.EINVAL, `a ${width}-pixel ${format.name} row (${rowBytes} bytes) is wider than the buffer's pitch ${pitch}`);
     if (d.offset + pitch * (height - 1) + rowBytes > d.size) {

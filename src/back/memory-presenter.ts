@@ -5,6 +5,7 @@
  * `hold: true` presents do not complete until `complete()` is called, so a test can make
  * frame-done events back up.
  */
+import { pixelRowBytes } from '../abi/fourcc.js';
 import type { ConnectorInfo, ConnectorOutput, Frame, OutputConfig, Presenter } from './presenter.js';
 
 /** The visible pixels of a frame, rows packed (pitch = ceil(width * bpp / 8)). */
@@ -18,7 +19,7 @@ export interface PixelCopy {
 
 /** Copies rows [0, height) of `frame`, `rowBytes` each, out of its (possibly non-contiguous) pages. */
 export function copyFramePixels(frame: Frame, width = frame.width, height = frame.height): PixelCopy {
-  const rowBytes = Math.ceil((width * frame.format.bpp) / 8);
+  const rowBytes = pixelRowBytes(frame.format, width);
   const out = new Uint8Array(rowBytes * height);
   for (let y = 0; y < height; y++) {
     readBytes(frame, frame.offset + y * frame.pitch, out.subarray(y * rowBytes, (y + 1) * rowBytes));

@@ -4,43 +4,39 @@
  * and replies with the message, transferred. Requests are handled in order.
  */
 import { type MessagePort, workerData } from 'node:worker_threads';
-import { pixelFormatByFourcc } from '../abi/fourcc.js';
+import { pixelFormatByFourcc, pixelRowBytes } from '../abi/fourcc.js';
+import type { Frame } from '../back/presenter.js';
 import type { EncoderReply, EncoderRequest, EncodeRequest } from './frame-encoder.js';
 import { encodeUpdate, type Shadow } from './frame-update.js';
-import type { Raster } from './tiles.js';
+import { frameRaster, type Raster } from './tiles.js';
 
 const PAGE = 4096;
 const port = (workerData as { port: MessagePort }).port;
 const shadows = new Map<string, Shadow>();
 
+/** The request's frame as a Raster: in place for one view, rows gathered for pages (frameRaster). */
 function rasterOf(r: EncodeRequest): Raster {
   const format = pixelFormatByFourcc(r.fourcc);
   if (!format) throw new Error(`unknown format ${r.fourcc}`);
-  const rowBytes = Math.ceil((r.width * format.bpp) / 8);
-  const span = r.pitch * (r.height - 1) + rowBytes;
   const s = r.source;
   if (s.kind === 'copy') return { format, width: r.width, height: r.height, pitch: s.pitch, data: s.data };
+  const span = r.pitch * (r.height - 1) + pixelRowBytes(format, r.width);
+  let view: Uint8Array | undefined;
+  let page: (i: number) => Uint8Array;
   if (s.kind === 'view') {
     if (r.offset + span > s.byteLength) throw new RangeError(`the frame (${r.offset + span} bytes) does not fit its buffer (${s.byteLength})`);
-    return { format, width: r.width, height: r.height, pitch: r.pitch, data: new Uint8Array(s.buffer, s.byteOffset + r.offset, span) };
+    view = new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
+    page = (i) => view!.subarray(i * PAGE, (i + 1) * PAGE);
+  } else {
+    const pages = s.pages;
+    page = (i) => {
+      const base = pages[i];
+      if (base === undefined || base < 0) throw new RangeError(`page ${i} not provided`);
+      return new Uint8Array(s.buffer, base, PAGE);
+    };
   }
-  // Pages: gather the rows.
-  const data = new Uint8Array(rowBytes * r.height);
-  const mem = new Uint8Array(s.buffer);
-  for (let y = 0; y < r.height; y++) {
-    let at = r.offset + y * r.pitch;
-    let done = 0;
-    while (done < rowBytes) {
-      const base = s.pages[Math.floor(at / PAGE)];
-      if (base === undefined || base < 0) throw new RangeError(`page ${Math.floor(at / PAGE)} not provided`);
-      const o = at % PAGE;
-      const n = Math.min(PAGE - o, rowBytes - done);
-      data.set(mem.subarray(base + o, base + o + n), y * rowBytes + done);
-      done += n;
-      at += n;
-    }
-  }
-  return { format, width: r.width, height: r.height, pitch: rowBytes, data };
+  const frame: Frame = { fbCookie: 0n, format, width: r.width, height: r.height, pitch: r.pitch, offset: r.offset, size: r.offset + span, view, page, dmabuf: undefined };
+  return frameRaster(frame, r.width, r.height);
 }
 
 port.on('message', (r: EncoderRequest) => {

@@ -9,6 +9,7 @@
  * connector); jobs run in submission order. `InlineFrameEncoder` does the same on the calling
  * thread (tests, and a fallback).
  */
+import { pixelRowBytes } from '../abi/fourcc.js';
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import type { Frame } from '../back/presenter.js';
 import { copyFramePixels } from '../back/memory-presenter.js';
@@ -98,7 +99,7 @@ const PAGE = 4096;
 
 /** The frame's bytes as shared memory the worker can read, or undefined when they are not. */
 export function shareFrame(frame: Frame, width: number, height: number): FrameSource | undefined {
-  const rowBytes = Math.ceil((width * frame.format.bpp) / 8);
+  const rowBytes = pixelRowBytes(frame.format, width);
   const end = frame.offset + frame.pitch * (height - 1) + rowBytes;
   const v = frame.view;
   if (v) {

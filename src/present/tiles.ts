@@ -7,7 +7,7 @@
  * DecompressionStream cost about 60 ms per frame of a few dozen tiles in headless Chromium here
  * (measured once, by hand; see the README).
  */
-import type { PixelFormat } from '../abi/fourcc.js';
+import { type PixelFormat, pixelRowBytes } from '../abi/fourcc.js';
 import { copyFramePixels } from '../back/memory-presenter.js';
 import type { Frame } from '../back/presenter.js';
 import { toRgba } from './pixels.js';
@@ -31,7 +31,7 @@ export interface Raster {
  * view (no copy), else its rows gathered from its pages.
  */
 export function frameRaster(frame: Frame, width = frame.width, height = frame.height): Raster {
-  const rowBytes = Math.ceil((width * frame.format.bpp) / 8);
+  const rowBytes = pixelRowBytes(frame.format, width);
   if (frame.view) {
     return { format: frame.format, width, height, pitch: frame.pitch, data: frame.view.subarray(frame.offset, frame.offset + frame.pitch * (height - 1) + rowBytes) };
   }
@@ -67,7 +67,7 @@ export function changedTiles(cur: Raster, prev: Uint8Array | undefined): Rect[] 
   }
   const a = bytesOf(cur.data);
   const b = bytesOf(prev);
-  const rowBytes = Math.ceil((cur.width * cur.format.bpp) / 8);
+  const rowBytes = pixelRowBytes(cur.format, cur.width);
   const dirty = new Uint8Array(cols);
   const ranges = Array.from({ length: cols }, (_, tx) => columnBytes(cur.format, tx * TILE, Math.min(TILE, cur.width - tx * TILE)));
   for (let ty = 0; ty < rows; ty++) {
