@@ -12,27 +12,13 @@
  * pattern-doubling copyWithin (24-bit), so cost is dominated by native memory writes.
  */
 import { dumbLayout, type PixelFormat } from '../abi/fourcc.js';
-import { packColor } from '../present/pixels.js';
+import { packColor, type PixelSource } from '../present/pixels.js';
+import type { Rect } from '../present/tiles.js';
 import { CELL_WIDTH, GLYPH_HEIGHT, glyph, textHeight, textWidth } from './font.js';
 
-/** A pixel buffer: the same shape as present/pixels.ts's PixelSource (so toRgba reads it). */
-export interface Surface {
-  readonly bytes: Uint8Array;
-  /** Offset of pixel (0, 0) in `bytes`. */
-  readonly offset: number;
-  /** Bytes per row. */
-  readonly pitch: number;
-  readonly width: number;
-  readonly height: number;
-  readonly format: PixelFormat;
-}
-
-export interface Rect {
-  readonly x: number;
-  readonly y: number;
-  readonly w: number;
-  readonly h: number;
-}
+/** A pixel buffer the demo draws in: present/pixels.ts's PixelSource (so toRgba reads it). */
+export type Surface = PixelSource;
+export type { Rect };
 
 /** A zeroed surface in plain memory with Linux's dumb-buffer layout (pitch = ceil(w * bpp / 8)). */
 export function createSurface(width: number, height: number, format: PixelFormat): Surface {
