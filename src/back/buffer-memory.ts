@@ -32,17 +32,21 @@ export interface BackBuffer {
 
 class DmaBufMemory implements BackBuffer {
   private released = false;
+  /** The buffer's bytes as one view (made once: frames read it on every flip). */
+  private readonly whole: Uint8Array | undefined;
   constructor(
     readonly dmabuf: DmaBuf,
     readonly size: number,
     readonly refs: Uint32Array,
     private readonly drop: () => void,
-  ) {}
+  ) {
+    this.whole = dmabuf.contiguous?.subarray(0, size);
+  }
   get pages(): number {
     return this.refs.length;
   }
   get view(): Uint8Array | undefined {
-    return this.released ? undefined : this.dmabuf.contiguous?.subarray(0, this.size);
+    return this.released ? undefined : this.whole;
   }
   page(i: number): Uint8Array {
     return this.dmabuf.page(i);

@@ -16,6 +16,7 @@ import { XEN_ERRNO } from '../abi/xen-errno.js';
 import type { DmaBuf } from '../dmabuf/dmabuf.js';
 import type { Platform } from '../hypervisor/platform.js';
 import { allocateGuestBuffer, type BackBuffer, mapGuestBuffer } from './buffer-memory.js';
+import { EDID_MAX_DIMENSION } from './edid.js';
 import type { Frame } from './presenter.js';
 
 export interface DisplayLimits {
@@ -35,7 +36,7 @@ export interface DisplayLimits {
   readonly maxPendingEvents: number;
   /** Connectors per device (default 64). */
   readonly maxConnectors: number;
-  /** Largest connector resolution accepted (default 16384 in each direction). */
+  /** Largest connector resolution accepted (default 8192 in each direction: what GET_EDID can describe). */
   readonly maxResolution: number;
 }
 
@@ -46,7 +47,7 @@ export const DEFAULT_LIMITS: DisplayLimits = {
   maxTotalBytes: 256 << 20,
   maxPendingEvents: 1024,
   maxConnectors: 64,
-  maxResolution: 16384,
+  maxResolution: EDID_MAX_DIMENSION,
 };
 
 /** A request's outcome: 0 or a negative Xen errno, with why (for the log). */
@@ -66,10 +67,8 @@ export class DisplayBuffer {
   constructor(
     readonly cookie: bigint,
     readonly memory: BackBuffer,
-    readonly beAlloc: boolean,
     /** data_ofs: where pixel data starts. */
     readonly offset: number,
-    readonly size: number,
     /** Row pitch (Linux dumb pitch); undefined for a PRIME import until its first FB_ATTACH. */
     public pitch: number | undefined,
   ) {}
@@ -90,7 +89,7 @@ export class Framebuffer implements Frame {
     return this.dbuf.offset;
   }
   get size(): number {
-    return this.dbuf.size;
+    return this.dbuf.memory.size;
   }
   get view(): Uint8Array | undefined {
     return this.dbuf.memory.view;
@@ -164,7 +163,7 @@ export class BufferStore {
       ? allocateGuestBuffer(this.platform, this.frontendDomid, req.gref_directory, size, limits)
       : mapGuestBuffer(this.platform, this.frontendDomid, req.gref_directory, size, limits);
     if (!r.ok) return { status: r.errno, why: r.message };
-    this.dbufs.set(cookie, new DisplayBuffer(cookie, r.value, beAlloc, offset, size, pitch));
+    this.dbufs.set(cookie, new DisplayBuffer(cookie, r.value, offset, pitch));
     this.liveBuffers++;
     this.liveBytes += bytes;
     this.budget.bytes += bytes;
@@ -194,8 +193,8 @@ export class BufferStore {
     const rowBytes = pixelRowBytes(format, width);
     const pitch = d.pitch ?? rowBytes;
     if (rowBytes > pitch) return err(XEN_ERRNO.EINVAL, `a ${width}-pixel ${format.name} row (${rowBytes} bytes) is wider than the buffer's pitch ${pitch}`);
-    if (d.offset + pitch * (height - 1) + rowBytes > d.size) {
-      return err(XEN_ERRNO.EINVAL, `a ${width}x${height} ${format.name} framebuffer (pitch ${pitch}) does not fit in the ${d.size}-byte buffer at offset ${d.offset}`);
+    if (d.offset + pitch * (height - 1) + rowBytes > d.memory.size) {
+      return err(XEN_ERRNO.EINVAL, `a ${width}x${height} ${format.name} framebuffer (pitch ${pitch}) does not fit in the ${d.memory.size}-byte buffer at offset ${d.offset}`);
     }
     if (this.liveFbs >= this.limits.maxFramebuffers) return err(XEN_ERRNO.ENOMEM, `limit of ${this.limits.maxFramebuffers} framebuffers reached`);
     if (d.pitch === undefined) {
@@ -237,7 +236,7 @@ export class BufferStore {
   private dropBuffer(d: DisplayBuffer): void {
     if (--d.refs > 0) return;
     this.liveBuffers--;
-    const bytes = pagesForBytes(d.size) * 4096;
+    const bytes = pagesForBytes(d.memory.size) * 4096;
     // Counted until the memory is really gone: the backend's own pages stay allocated while the
     // frontend still maps them.
     d.memory.release(() => {

@@ -5,7 +5,7 @@
  *
  * Requests are served synchronously in ring order, each answered with a full 64-byte response.
  * A frontend that publishes an impossible req_prod (more than the ring holds) is a protocol
- * error: the connector reports it and the device handler disconnects that frontend only. At most
+ * error: the connector reports it and the device handler disconnects that frontend only.
  * Work is shared per frontend device: each turn of the event loop it may use TURN_WORK units
  * across all its connectors (a request is one unit, plus one per 128 pages it maps or unmaps),
  * then waits for the next turn, so one busy guest cannot stall others.

@@ -146,7 +146,7 @@ export class FrontendHandler {
       // the guest): a guest owns <i>/ and could otherwise replace it with its own.
       const owner = await dev.xs.getPerms(`${dev.otherendPath}/${base}/${XENDISPL_FIELD_RESOLUTION}`).then((p) => p[0]?.domid, () => undefined);
       if (owner === this.frontendDomid) throw new BindError(`connector ${i}: its resolution was written by the guest, not the toolstack`, -XEN_ERRNO.EPERM);
-      const res = parseResolution(resolution ?? '', this.limits.maxResolution);
+      const res = parseResolution(resolution, this.limits.maxResolution);
       if (!res) throw new BindError(`connector ${i}: resolution "${resolution ?? ''}" is not <width>x<height> within 1..${this.limits.maxResolution}`, -XEN_ERRNO.EINVAL);
       setups.push({
         info: { frontendDomid: this.frontendDomid, devid: this.devid, index: i, uniqueId: uniqueId ?? String(i), ...res },
