@@ -81,8 +81,6 @@ export class DisplayBuffer {
     readonly size: number,
     /** Where pixel data starts (imported buffers). */
     readonly offset: number,
-    /** Called when the buffer has been destroyed (an imported buffer drops its dma-buf). */
-    private readonly onDestroyed?: () => void,
   ) {}
 
   /** The buffer's memory (writable, zero-copy: the backend reads these very pages). */
@@ -101,16 +99,12 @@ export class DisplayBuffer {
     if (this.destroyed) return;
     this.destroyed = true;
     await this.card.destroyBuffer(this);
-    this.onDestroyed?.();
   }
 
   /** Frees without telling the backend (it is gone). */
   dropLocal(): void {
     if (!this.shbuf.isFreed) this.shbuf.free();
-    if (!this.destroyed) {
-      this.destroyed = true;
-      this.onDestroyed?.();
-    }
+    this.destroyed = true;
   }
 }
 
@@ -167,8 +161,8 @@ export class Card {
   private readonly flips: FlipWaiter[][];
   private unpluggedBy: DisplayError | undefined;
   private closed = false;
-  /** close() has started: operations whose response arrives now are undone, new ones refused. */
-  private closing = false;
+  /** close() in progress or done: new objects are refused. */
+  private closing: Promise<void> | undefined;
   private readonly unplugListeners = new Set<(e: DisplayError) => void>();
   /** Counters. */
   readonly stats = { flips: 0, frameDone: 0, flipTimeouts: 0 };
@@ -210,10 +204,31 @@ export class Card {
     if (this.closing) throw new DisplayError(-XEN_ERRNO.ENODEV, 'the card is closing');
   }
 
-  /** Sends a request that undoes an object created while the card was closing (result ignored). */
-  private async undo(body: RequestBody): Promise<never> {
-    await this.opts.channels[0]!.request(body).catch(() => undefined);
-    throw new DisplayError(-XEN_ERRNO.ENODEV, 'the card was closed');
+  /** A page-directory shared buffer; its errors as DisplayError. */
+  private newShbuf(opts: Omit<Parameters<typeof FrontShbuf.create>[0], 'platform' | 'backendDomid'>): FrontShbuf {
+    try {
+      return FrontShbuf.create({ platform: this.opts.platform, backendDomid: this.opts.backendDomid, ...opts });
+    } catch (e) {
+      if (e instanceof ShbufError) throw new DisplayError(e.errno, e.message);
+      throw e;
+    }
+  }
+
+  /**
+   * Sends the request creating `buf`, which is registered first: a close() meanwhile destroys it
+   * through the usual path (its DBUF_DESTROY queued behind the DBUF_CREATE on the same ring), and
+   * then this rejects with ENODEV. A refused request unregisters it.
+   */
+  private async createOnBackend(buf: DisplayBuffer, body: RequestBody): Promise<void> {
+    this.buffers.add(buf);
+    try {
+      await this.call(0, body);
+    } catch (e) {
+      this.buffers.delete(buf);
+      buf.dropLocal();
+      throw e;
+    }
+    if (buf.isDestroyed) throw new DisplayError(-XEN_ERRNO.ENODEV, 'the card was closed');
   }
 
   private connectorOf(c: Connector | number): Connector {
@@ -244,50 +259,32 @@ export class Card {
     const lay = dumbLayout(opts.width, opts.height, format.bpp);
     if (!lay.ok) throw new DisplayError(-XEN_ERRNO.EINVAL, lay.error.message);
     const { pitch, size } = lay.value;
-    const mode = this.beAlloc ? 'backend-alloc' : 'frontend-alloc';
-    let shbuf: FrontShbuf;
-    try {
-      shbuf = FrontShbuf.create({ platform: this.opts.platform, backendDomid: this.opts.backendDomid, size, mode });
-    } catch (e) {
-      if (e instanceof ShbufError) throw new DisplayError(e.errno, e.message);
-      throw e;
-    }
+    const shbuf = this.newShbuf({ size, mode: this.beAlloc ? 'backend-alloc' : 'frontend-alloc' });
     const cookie = this.cookie();
     const buf = new DisplayBuffer(this, cookie, shbuf, opts.width, opts.height, format, pitch, size, 0);
-    try {
-      await this.call(0, {
-        operation: XENDISPL_OP_DBUF_CREATE,
-        dbuf_cookie: cookie,
-        width: opts.width,
-        height: opts.height,
-        bpp: format.bpp,
-        buffer_sz: size,
-        flags: this.beAlloc ? XENDISPL_DBUF_FLG_REQ_ALLOC : 0,
-        gref_directory: shbuf.firstRef,
-        data_ofs: 0,
-      });
-    } catch (e) {
-      shbuf.free();
-      throw e;
-    }
-    if (this.closing) {
-      // close() started while this was in flight: let go of our side first (nothing of a
-      // backend-allocated buffer is mapped yet), then undo it on the backend.
-      shbuf.free();
-      return this.undo({ operation: XENDISPL_OP_DBUF_DESTROY, dbuf_cookie: cookie });
-    }
+    await this.createOnBackend(buf, {
+      operation: XENDISPL_OP_DBUF_CREATE,
+      dbuf_cookie: cookie,
+      width: opts.width,
+      height: opts.height,
+      bpp: format.bpp,
+      buffer_sz: size,
+      flags: this.beAlloc ? XENDISPL_DBUF_FLG_REQ_ALLOC : 0,
+      gref_directory: shbuf.firstRef,
+      data_ofs: 0,
+    });
     if (this.beAlloc) {
       try {
         shbuf.mapBackendPages();
       } catch (e) {
-        shbuf.free();
+        this.buffers.delete(buf);
+        buf.dropLocal();
         // Mapped nothing: tell the backend to drop the buffer it made.
         await this.opts.channels[0]!.request({ operation: XENDISPL_OP_DBUF_DESTROY, dbuf_cookie: cookie }).catch(() => undefined);
         if (e instanceof ShbufError) throw new DisplayError(e.errno, e.message);
         throw e;
       }
     }
-    this.buffers.add(buf);
     return buf;
   }
 
@@ -324,10 +321,16 @@ export class Card {
     // Cookies are per device: another card's buffer could name one of ours.
     if (!this.buffers.has(buffer)) throw new DisplayError(-XEN_ERRNO.EINVAL, 'the buffer belongs to another card');
     const cookie = this.cookie();
-    await this.call(0, { operation: XENDISPL_OP_FB_ATTACH, dbuf_cookie: buffer.cookie, fb_cookie: cookie, width, height, pixel_format: format.fourcc });
-    if (this.closing) return this.undo({ operation: XENDISPL_OP_FB_DETACH, fb_cookie: cookie });
+    // Registered first, as buffers are (createOnBackend): a close() meanwhile detaches it.
     const fb = new Framebuffer(this, cookie, buffer, format, width, height);
     this.fbs.add(fb);
+    try {
+      await this.call(0, { operation: XENDISPL_OP_FB_ATTACH, dbuf_cookie: buffer.cookie, fb_cookie: cookie, width, height, pixel_format: format.fourcc });
+    } catch (e) {
+      this.fbs.delete(fb);
+      throw e;
+    }
+    if (fb.isRemoved) throw new DisplayError(-XEN_ERRNO.ENODEV, 'the card was closed');
     return fb;
   }
 
@@ -413,7 +416,7 @@ export class Card {
   async getEdid(connector: Connector | number): Promise<Uint8Array> {
     const c = this.connectorOf(connector);
     this.check();
-    const shbuf = FrontShbuf.create({ platform: this.opts.platform, backendDomid: this.opts.backendDomid, size: XENDISPL_EDID_MAX_SIZE, mode: 'frontend-alloc' });
+    const shbuf = this.newShbuf({ size: XENDISPL_EDID_MAX_SIZE, mode: 'frontend-alloc' });
     try {
       const r = await this.call(c.index, { operation: XENDISPL_OP_GET_EDID, buffer_sz: XENDISPL_EDID_MAX_SIZE, gref_directory: shbuf.firstRef });
       const n = r.edid_sz ?? 0;
@@ -458,22 +461,14 @@ export class Card {
     const ref = dmabuf.get();
     let shbuf: FrontShbuf;
     try {
-      shbuf = FrontShbuf.create({ platform: this.opts.platform, backendDomid: this.opts.backendDomid, size: dmabuf.size, mode: 'frontend-alloc', pages: { gfns, onUnshared: () => ref.put() } });
+      shbuf = this.newShbuf({ size: dmabuf.size, mode: 'frontend-alloc', pages: { gfns, onUnshared: () => ref.put() } });
     } catch (e) {
       ref.put();
-      if (e instanceof ShbufError) throw new DisplayError(e.errno, e.message);
       throw e;
     }
     const cookie = this.cookie();
     const buf = new DisplayBuffer(this, cookie, shbuf, 0, 0, undefined, 0, dmabuf.size, offset);
-    try {
-      await this.call(0, { operation: XENDISPL_OP_DBUF_CREATE, dbuf_cookie: cookie, width: 0, height: 0, bpp: 0, buffer_sz: dmabuf.size, flags: 0, gref_directory: shbuf.firstRef, data_ofs: offset });
-      if (this.closing) await this.undo({ operation: XENDISPL_OP_DBUF_DESTROY, dbuf_cookie: cookie });
-    } catch (e) {
-      shbuf.free();
-      throw e;
-    }
-    this.buffers.add(buf);
+    await this.createOnBackend(buf, { operation: XENDISPL_OP_DBUF_CREATE, dbuf_cookie: cookie, width: 0, height: 0, bpp: 0, buffer_sz: dmabuf.size, flags: 0, gref_directory: shbuf.firstRef, data_ofs: offset });
     return buf;
   }
 
@@ -499,13 +494,21 @@ export class Card {
    * The program lets go of the card: flips still pending reject, buffers are released (destroyed
    * on the backend if it is still there). After an unplug this lets the device reconnect.
    */
-  async close(): Promise<void> {
-    if (this.closed || this.closing) return;
-    this.closing = true;
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
     if (!this.unpluggedBy) {
-      for (const c of this.connectors) if (c.current) await this.disable(c).catch(() => undefined);
-      for (const fb of [...this.fbs]) await fb.remove().catch(() => undefined);
-      for (const b of [...this.buffers]) await b.destroy().catch(() => undefined);
+      // All issued at once, so every object (those still being created too) is marked gone
+      // before any response can arrive; on ring 0 the detaches and destroys queue behind any
+      // create in flight, and the backend keeps a shown framebuffer until its connector is off.
+      const ops: Promise<void>[] = [];
+      for (const c of this.connectors) if (c.current) ops.push(this.disable(c));
+      for (const fb of this.fbs) ops.push(fb.remove());
+      for (const buf of this.buffers) ops.push(buf.destroy());
+      await Promise.allSettled(ops);
     }
     this.closed = true;
     const err = new DisplayError(-XEN_ERRNO.ENODEV, 'the card was closed');
