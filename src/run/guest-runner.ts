@@ -13,6 +13,7 @@ import type { Card, Connector, Framebuffer } from '../front/card.js';
 import { XenFront } from '../front/xen-front.js';
 import type { DomainContext } from '../hypervisor/domain-context.js';
 import { domainPlatform } from '../xenbus/xen-platform.js';
+import { percentile } from './percentile.js';
 
 export interface GuestRunnerArgs {
   /** URL of the guest program's module. */
@@ -33,11 +34,6 @@ export interface GuestProgramContext {
 }
 
 export type GuestProgram = (ctx: GuestProgramContext) => unknown;
-
-/** The `p` quantile of ascending `sorted` values (0 when empty). */
-export function percentile(sorted: readonly number[], p: number): number {
-  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
-}
 
 /** Wraps card.pageFlip to time each flip per connector. */
 function measureFlips(card: Card): { take(): { index: number; flips: number; p50: number; p99: number }[] } {

@@ -16,7 +16,7 @@ import { framePng } from '../present/png.js';
 import { type ConnectorFigures, ViewerFeed } from '../present/viewer-feed.js';
 import { ViewerServer } from '../present/viewer-server.js';
 import { Toolstack } from '../toolstack/toolstack.js';
-import { percentile } from './guest-runner.js';
+import { percentile } from './percentile.js';
 import type { VdisplDeviceSpec } from '../toolstack/vdispl-spec.js';
 
 export interface SessionIo {
@@ -84,6 +84,10 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
     io.stderr(`vdispl: vdispl[${bad.devid}]: the backend must be dom0 (backend=0) for vdispl run\n`);
     return { code: 2, leaks: [] };
   }
+  if (o.devices.length !== 1) {
+    io.stderr(`vdispl: the config has ${o.devices.length} vdispl devices; vdispl run shows one per guest\n`);
+    return { code: 2, leaks: [] };
+  }
   // Domains' log lines go above the figures (which are redrawn below them on a terminal).
   let drawn = 0;
   const printLog = (text: string): void => {
@@ -147,7 +151,7 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
       const g = guestFigures.get(i);
       const fps = dt > 0 ? (f.presented - (last.presented.get(f.id) ?? 0)) / dt : 0;
       const paintFps = dt > 0 ? (f.painted - (last.painted.get(f.id) ?? 0)) / dt : 0;
-      return { name: f.name, width: f.width, height: f.height, format: f.format, fps, flips: f.presented, flipP50Ms: g?.p50 ?? 0, flipP99Ms: g?.p99 ?? 0, viewerFps: paintFps, painted: f.painted, skipped: f.skipped, paintP50Ms: percentile([...f.latencies.slice(-120)].sort((a, b) => a - b), 0.5), viewerBytes: f.bytes, viewerEncodeMs: Math.round(f.encodeMs * 10) / 10 };
+      return { name: f.name, width: f.width, height: f.height, format: f.format, fps, flips: f.presented, flipP50Ms: g?.p50 ?? 0, flipP99Ms: g?.p99 ?? 0, viewerFps: paintFps, painted: f.painted, skipped: f.skipped, paintP50Ms: percentile(f.latencies.slice(-120).sort((a, b) => a - b), 0.5), viewerBytes: f.bytes, viewerEncodeMs: Math.round(f.encodeMs * 10) / 10 };
     });
     last = { t: now, presented: new Map(figs.map((f) => [f.id, f.presented])), painted: new Map(figs.map((f) => [f.id, f.painted])) };
     const lines = rows.map((r) => {
@@ -174,18 +178,21 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
   let reason = 'guest' as 'interrupt' | 'frames' | 'guest';
   let exit: DomainExit | undefined;
   await new Promise<void>((resolve) => {
-    const tick = setInterval(() => {
-      show();
-      if (o.frames !== undefined) {
-        const figs = feed.figures();
-        if (figs.length >= expected && figs.every((f) => f.presented >= o.frames!)) {
-          reason = 'frames';
-          finish();
-        }
-      }
-    }, o.frames !== undefined ? Math.min(o.intervalMs ?? 1000, 50) : (o.intervalMs ?? 1000));
+    const tick = setInterval(show, o.intervalMs ?? 1000);
+    // The --frames check has its own, faster timer: figures keep their interval.
+    const check =
+      o.frames === undefined
+        ? undefined
+        : setInterval(() => {
+            const figs = feed.figures();
+            if (figs.length >= expected && figs.every((f) => f.presented >= o.frames!)) {
+              reason = 'frames';
+              finish();
+            }
+          }, 50);
     const finish = (): void => {
       clearInterval(tick);
+      clearInterval(check);
       resolve();
     };
     void o.interrupt.then(() => {

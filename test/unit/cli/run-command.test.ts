@@ -58,6 +58,7 @@ describe('vdispl demo / run', () => {
     [['run', '--guest', 'x.ts'], /^vdispl run: run needs --config FILE and --guest MODULE\n$/],
     [['run', '--config', 'nope.cfg', '--guest', 'x.ts'], /^vdispl run: cannot read the config nope\.cfg: no such file\n$/],
     [['run', '--config', 'test/fixtures/guests/bad-spec.cfg', '--guest', 'x.ts'], /^vdispl run: .*vdispl\[0\].*\n$/],
+    [['run', '--config', 'test/fixtures/guests/two-devices.cfg', '--guest', 'examples/hello-display.ts'], /^vdispl: the config has 2 vdispl devices; vdispl run shows one per guest\n$/],
     [['run', '--config', 'examples/hello.cfg', '--guest', 'missing.ts'], /^vdispl run: guest program missing\.ts: no such file\n$/],
     [['demo', '--frames', '0'], /^vdispl demo: --frames must be an integer from 1 to 1000000000, not "0"\n$/],
     [['demo', '--port', '70000'], /^vdispl demo: --port must be an integer from 0 to 65535, not "70000"\n$/],
