@@ -31,6 +31,8 @@ class EmulatedMapping implements GrantMapping {
   live = true;
 
   constructor(
+    /** The platform that mapped it: handles index that domain's maptrack, only it may unmap. */
+    readonly owner: object,
     private readonly s: MachineState,
     readonly domid: number,
     readonly readonly: boolean,
@@ -159,12 +161,12 @@ export class EmulatedPlatform implements Platform {
       if (ok.length > 0) this.hypercalls.gnttabUnmap(GrantUnmapBatch.of(ok));
       return { ok: false, status: b.status[bad]!, index: bad };
     }
-    const mapping = new EmulatedMapping(this.state, domid, readonly, b.ref, b.handle, b.mfn, hostGfns ? b.hostGfn : undefined);
+    const mapping = new EmulatedMapping(this, this.state, domid, readonly, b.ref, b.handle, b.mfn, hostGfns ? b.hostGfn : undefined);
     return { ok: true, mapping };
   }
 
   private unmap(m: GrantMapping): number {
-    if (!(m instanceof EmulatedMapping) || !m.live) return GNTST_bad_handle;
+    if (!(m instanceof EmulatedMapping) || !m.live || m.owner !== this) return GNTST_bad_handle;
     const u = GrantUnmapBatch.of(m.handles);
     this.hypercalls.gnttabUnmap(u);
     m.kill();

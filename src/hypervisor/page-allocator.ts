@@ -66,13 +66,16 @@ export class PageAllocator {
     return out;
   }
 
-  private giveBack(gfns: ArrayLike<number>): void {
+  /** Returns gfns to the free stack; those not handed out (or already back) are skipped. Returns how many went back. */
+  private giveBack(gfns: ArrayLike<number>): number {
+    let n = 0;
     for (let i = 0; i < gfns.length; i++) {
       const g = gfns[i]!;
       if (this.inUse[g] !== 1) continue;
       this.inUse[g] = 0;
       this.free.push(g);
       this.freeCount++;
+      n++;
     }
     // Compact the stack when stale entries dominate it.
     if (this.free.length > 2 * this.freeCount + 1024) {
@@ -81,6 +84,7 @@ export class PageAllocator {
       this.free.length = 0;
       this.free.push(...live);
     }
+    return n;
   }
 
   /** Populated pages, and ballooned gfns handed out. */
@@ -123,7 +127,7 @@ export class PageAllocator {
 
   /** Returns ballooned gfns (their mappings must be gone). */
   freeBallooned(gfns: ArrayLike<number>): void {
-    this.ballooned -= gfns.length;
-    this.giveBack(gfns);
+    // Only what really goes back is counted (a gfn given twice, or never handed out, is not).
+    this.ballooned -= this.giveBack(gfns);
   }
 }

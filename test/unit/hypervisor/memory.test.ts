@@ -212,6 +212,10 @@ describe('guest memory', () => {
     expect(p.memory.allocBallooned(1)).toBe(-ENOMEM);
     p.memory.freeBallooned(b);
     expect(p.pages.counts.ballooned).toBe(0);
+    // Given back twice, or gfns never handed out as ballooned: nothing more is counted.
+    p.memory.freeBallooned(b);
+    p.memory.freeBallooned([rest[0]! + 100_000, -1]);
+    expect(p.pages.counts.ballooned).toBe(0);
     // Given back: now usable for RAM.
     const reused = pages(p, 3);
     expect(Array.from(reused).sort()).toEqual([0, 1, 2]);
