@@ -20,11 +20,13 @@ export interface DomainWorkerData {
   readonly args: unknown;
   readonly spinMicros: number;
   readonly startInfo: StartInfo;
+  /** The cpu id the parent allocated and recorded for this domain before the thread started. */
+  readonly cpu: number;
 }
 
 async function run(port: NonNullable<typeof parentPort>): Promise<void> {
   const d = workerData as DomainWorkerData;
-  const state = new MachineState(d.shared);
+  const state = new MachineState(d.shared, d.cpu);
   const ac = new AbortController();
   port.on('message', (m: { type?: string }) => {
     if (m.type === 'shutdown') ac.abort();
@@ -36,7 +38,6 @@ async function run(port: NonNullable<typeof parentPort>): Promise<void> {
       spinMicros: d.spinMicros,
       onError: (err, p) => log(`event handler for port ${p} threw: ${formatError(err)}`),
     });
-    platform.hypercalls.registerCpu(true);
     const main = await loadDomainMain(d.module);
     port.postMessage({ type: 'ready' });
     const ctx: DomainContext = { domid: d.domid, name: d.name, platform, args: d.args, startInfo: d.startInfo, signal: ac.signal, log };

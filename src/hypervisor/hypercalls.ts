@@ -13,7 +13,7 @@ import * as evtchn from './event-channels.js';
 import type { EvtchnStatus } from './event-channels.js';
 import type { GrantCopyOp, GrantMapBatch, GrantUnmapBatch } from './grant-ops.js';
 import * as gnttab from './grant-table.js';
-import { D_CPU, D_CREATED_GEN, D_FLAGS, DOMFLAG_OWN_THREAD, DOMFLAG_PRIVILEGED, D_GNT_FRAMES, D_GNT_MFNS, D_MAX_GNT_FRAMES, D_SHINFO_MFN, D_STATE, D_UPCALL, DomainState, PAGE_SIZE } from './layout.js';
+import { D_CPU, D_CREATED_GEN, D_FLAGS, DOMFLAG_PRIVILEGED, D_GNT_FRAMES, D_GNT_MFNS, D_MAX_GNT_FRAMES, D_SHINFO_MFN, D_STATE, D_UPCALL, DomainState, PAGE_SIZE } from './layout.js';
 import { acquire, release } from './lock.js';
 import * as memory from './memory.js';
 import type { MachineState } from './state.js';
@@ -49,13 +49,12 @@ export class Hypercalls {
   }
 
   /**
-   * Records the calling thread as the one running this domain; `ownThread` when the thread runs
-   * nothing else (a worker), so the lock can be taken back from it once it is being terminated.
+   * Records the calling thread as the one running this (local) domain. A worker domain's cpu is
+   * recorded by the Machine before its thread starts, with DOMFLAG_OWN_THREAD.
    */
-  registerCpu(ownThread: boolean): void {
+  registerCpu(): void {
     this.call(undefined, (b) => {
       this.s.ctl[b + D_CPU] = this.s.cpu;
-      if (ownThread) this.s.ctl[b + D_FLAGS]! |= DOMFLAG_OWN_THREAD;
     });
   }
 

@@ -11,7 +11,7 @@ import type { DomainWorkerData } from './domain-worker.js';
 import { createDomain, markDying, teardown } from './domains.js';
 import { EmulatedPlatform, type EmulatedPlatformOptions } from './emulated-platform.js';
 import {
-  checkDomainLimits, checkMachineConfig, D_CPU, DEFAULT_DOMAIN_LIMITS, DEFAULT_MACHINE_CONFIG,
+  checkDomainLimits, checkMachineConfig, D_CPU, D_FLAGS, DOMFLAG_OWN_THREAD, DEFAULT_DOMAIN_LIMITS, DEFAULT_MACHINE_CONFIG,
   type DomainLimits, H_LOCK_BREAKS, type MachineConfig, PAGE_SIZE,
 } from './layout.js';
 import { acquire, breakLock, release } from './lock.js';
@@ -172,7 +172,7 @@ export class Machine {
       ...(spec.spinMicros !== undefined ? { spinMicros: spec.spinMicros } : {}),
       onError: spec.platform?.onError ?? ((err, p) => this.log(domid, name, `event handler for port ${p} threw: ${formatError(err)}`)),
     });
-    platform.hypercalls.registerCpu(false);
+    platform.hypercalls.registerCpu();
     const h = new DomainHandle(domid, name, 'local', platform, undefined);
     this.domains.set(domid, h);
     return h;
@@ -215,9 +215,18 @@ export class Machine {
     const name = spec.name ?? `d${domid}`;
     const module = String(spec.module);
     const startInfo = await this.prepare(domid, name, spec);
-    const data: DomainWorkerData = { shared: this.state.shared, domid, name, module, args: spec.args, spinMicros: spec.spinMicros ?? 0, startInfo };
     let worker: Worker;
     try {
+      // The worker's cpu is known before its first hypercall: if it is terminated holding the
+      // lock, the lock can be taken back from it (a cpu recorded by the worker itself would
+      // leave a window where it holds the lock as cpu "0").
+      const cpu = this.state.allocateCpu();
+      this.locked(() => {
+        const b = this.state.anySlot(domid);
+        this.state.ctl[b + D_CPU] = cpu;
+        this.state.ctl[b + D_FLAGS]! |= DOMFLAG_OWN_THREAD;
+      });
+      const data: DomainWorkerData = { shared: this.state.shared, domid, name, module, args: spec.args, spinMicros: spec.spinMicros ?? 0, startInfo, cpu };
       worker = startWorker(new URL('./domain-worker' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url), { workerData: data, name: `vdispl ${name}`, ...(spec.transfer ? { transferList: [...spec.transfer] } : {}) }, [module]);
     } catch (err) {
       this.locked(() => markDying(this.state, domid) && teardown(this.state, domid));

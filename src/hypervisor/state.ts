@@ -17,7 +17,8 @@ export class MachineState {
   /** This thread's cpu id: what it writes in the lock word while it holds it. */
   readonly cpu: number;
 
-  constructor(readonly shared: SharedMachine) {
+  /** `cpu`: the id the parent allocated for this thread (allocateCpu), or a new one. */
+  constructor(readonly shared: SharedMachine, cpu?: number) {
     this.ctl = new Int32Array(shared.control);
     this.mem = new Uint8Array(shared.memory);
     this.mem32 = new Int32Array(shared.memory);
@@ -27,8 +28,14 @@ export class MachineState {
     if (this.layout.words * 4 !== shared.control.byteLength || this.layout.nrFrames * PAGE_SIZE !== shared.memory.byteLength) {
       throw new Error('machine control block and memory sizes disagree');
     }
-    this.cpu = Atomics.add(this.ctl, H_NEXT_CPU, 1);
-    if (this.cpu >= LOCK_WAITERS) throw new Error('too many threads attached to this machine');
+    this.cpu = cpu ?? this.allocateCpu();
+  }
+
+  /** A new cpu id (what a thread writes in the lock word), for this thread or a worker about to start. */
+  allocateCpu(): number {
+    const cpu = Atomics.add(this.ctl, H_NEXT_CPU, 1);
+    if (cpu >= LOCK_WAITERS) throw new Error('too many threads attached to this machine');
+    return cpu;
   }
 
   /** Whether `cpu` runs a worker domain that is dying (its lock may be taken over: see lock.ts). */
