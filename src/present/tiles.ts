@@ -32,8 +32,10 @@ export interface Raster {
  */
 export function frameRaster(frame: Frame, width = frame.width, height = frame.height): Raster {
   const rowBytes = pixelRowBytes(frame.format, width);
+  const end = frame.offset + frame.pitch * (height - 1) + rowBytes;
   if (frame.view) {
-    return { format: frame.format, width, height, pitch: frame.pitch, data: frame.view.subarray(frame.offset, frame.offset + frame.pitch * (height - 1) + rowBytes) };
+    if (end > frame.view.length) throw new RangeError(`a ${width}x${height} frame at offset ${frame.offset} (pitch ${frame.pitch}) needs ${end} bytes: it does not fit its ${frame.view.length}-byte buffer`);
+    return { format: frame.format, width, height, pitch: frame.pitch, data: frame.view.subarray(frame.offset, end) };
   }
   const copy = copyFramePixels(frame, width, height);
   return { format: frame.format, width, height, pitch: copy.pitch, data: copy.data };

@@ -82,7 +82,8 @@ describe.each(cases)('%s', (_name, format) => {
       new Painter(s).fillRect(0, 0, width, 3, colour(s));
       const size = s.pitch * s.height;
       expect([...whole.subarray(size)].every((b) => b === 0xa5), `width ${width}: sentinel`).toBe(true);
-      // (An odd YUYV width leaves its last pixel half a pair: its V byte is the next row's.)
+      // (An odd YUYV width leaves its last pixel half a pair: the Painter writes its V byte into
+      // the next row, and a display reads that pixel with V 128.)
       const lastX = isYuv(format) && width % 2 === 1 ? width - 2 : width - 1;
       for (let x = 0; x <= lastX; x++) expect(rgbAt(s, x, 1)).toEqual(shown(format, [200, 40, 90]));
     }

@@ -548,6 +548,7 @@ describe('ViewerFeed', () => {
     const f2 = makeFrame(2, { shared: true, dmabuf: true });
     present(out, f2);
     await flush(1);
+    expect(f2.dmabuf!.refCount).toBe(2); // the encoder holds it
     await feed.close();
     expect(f2.dmabuf!.refCount).toBe(1);
     await flush();
