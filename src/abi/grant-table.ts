@@ -6,6 +6,7 @@
 import type { Decoded } from './bytes.js';
 import { StructCodec } from './codec.js';
 import type { FieldSpec } from './fields.js';
+import { XEN_ERRNO } from './xen-errno.js';
 
 export type GrantRef = number;
 export type GrantHandle = number;
@@ -130,4 +131,19 @@ export function decodeGrantEntry(bytes: Uint8Array): Decoded<GrantEntryV1> {
 
 export function encodeGrantEntry(e: GrantEntryV1, out?: Uint8Array, offset = 0): Uint8Array {
   return GRANT_ENTRY_V1_CODEC.encode(e, out, offset);
+}
+
+/** The (negative) errno a failed grant map becomes in a response or a gntdev call. */
+export function errnoForGntst(status: number): number {
+  switch (status) {
+    case GNTST_bad_gntref:
+      return -XEN_ERRNO.EINVAL;
+    case GNTST_general_error:
+    case GNTST_permission_denied:
+      return -XEN_ERRNO.EACCES;
+    case GNTST_no_space:
+      return -XEN_ERRNO.ENOMEM;
+    default:
+      return -XEN_ERRNO.EINVAL;
+  }
 }

@@ -10,6 +10,7 @@
  * more; the backend's own pages are freed only once the guest has unmapped every one (the import
  * holds the dma-buf until its grants end). Failures leave nothing mapped or allocated.
  */
+import { describeStatus } from '../abi/xen-errno.js';
 import { allocDmaBuf } from '../dmabuf/alloc.js';
 import type { DmaBuf } from '../dmabuf/dmabuf.js';
 import { exportFromRefs, GNTDEV_DMA_FLAG_WC, importToRefs } from '../dmabuf/gntdev-dmabuf.js';
@@ -75,7 +76,7 @@ export function allocateGuestBuffer(p: Platform, domid: number, firstRef: number
   const pages = pagesForBytes(size);
   let d = allocDmaBuf(p, pages, { contiguous: true });
   if (typeof d === 'number') d = allocDmaBuf(p, pages);
-  if (typeof d === 'number') return { ok: false, errno: d, message: `allocating ${pages} pages: ${d}` };
+  if (typeof d === 'number') return { ok: false, errno: d, message: `allocating ${pages} pages: ${describeStatus(d)}` };
   const dmabuf = d;
   const imp = importToRefs(p, dmabuf, domid);
   if (!imp.ok) {

@@ -17,7 +17,7 @@
  */
 import { decodeReq, encodeEvt, encodeResp } from '../abi/displif-packets.js';
 import { XENDISPL_EVT_PG_FLIP, XENDISPL_PACKET_SIZE } from '../abi/displif-constants.js';
-import { gntstMessage } from '../abi/grant-table.js';
+import { errnoForGntst, gntstMessage } from '../abi/grant-table.js';
 import { XEN_ERRNO, xenErrnoName } from '../abi/xen-errno.js';
 import type { GrantMapping, Platform } from '../hypervisor/platform.js';
 import { EventPage, EventProducer } from '../ring/event-page.js';
@@ -141,10 +141,10 @@ export class BackConnector {
       throw new BindError(`connector ${setup.info.index}: ${why}`, errno);
     };
     const req = p.maps.map(dom, [setup.reqRingRef], false);
-    if (!req.ok) return fail(`mapping req-ring-ref ${setup.reqRingRef}: ${gntstMessage(req.status)}`, -XEN_ERRNO.EACCES);
+    if (!req.ok) return fail(`mapping req-ring-ref ${setup.reqRingRef}: ${gntstMessage(req.status)}`, errnoForGntst(req.status));
     undo.push(() => p.maps.unmap(req.mapping));
     const evt = p.maps.map(dom, [setup.evtRingRef], false);
-    if (!evt.ok) return fail(`mapping evt-ring-ref ${setup.evtRingRef}: ${gntstMessage(evt.status)}`, -XEN_ERRNO.EACCES);
+    if (!evt.ok) return fail(`mapping evt-ring-ref ${setup.evtRingRef}: ${gntstMessage(evt.status)}`, errnoForGntst(evt.status));
     undo.push(() => p.maps.unmap(evt.mapping));
     const reqPort = p.events.bindInterdomain(dom, setup.reqPort);
     if (reqPort < 0) return fail(`binding req-event-channel ${setup.reqPort}: ${xenErrnoName(reqPort) ?? reqPort}`, reqPort);

@@ -11,11 +11,10 @@
  *
  * Errors are results, never exceptions: `{ ok: false, errno, message }` with a negative errno.
  */
-import { gntstMessage } from '../abi/grant-table.js';
+import { errnoForGntst, gntstMessage } from '../abi/grant-table.js';
 import { XEN_PAGE_SIZE } from '../abi/page-directory.js';
-import { XEN_ERRNO, xenErrnoName } from '../abi/xen-errno.js';
+import { describeStatus, XEN_ERRNO } from '../abi/xen-errno.js';
 import type { GrantMapping, Platform } from '../hypervisor/platform.js';
-import { errnoForGntst } from '../shbuf/back-shbuf.js';
 import { DmaBuf } from './dmabuf.js';
 
 /** Backing storage allocated with dma_alloc_wc. */
@@ -49,7 +48,6 @@ export type ImportResult = ImportHandle | DmaBufFailure;
 
 const failure = (errno: number, message: string): DmaBufFailure => ({ ok: false, errno, message });
 
-const errnoText = (e: number): string => xenErrnoName(e) ?? String(e);
 
 function checkCount(count: number, limit: number): DmaBufFailure | undefined {
   if (!Number.isSafeInteger(limit) || limit <= 0) return failure(-XEN_ERRNO.EINVAL, `bad grant limit ${limit}`);
@@ -94,7 +92,7 @@ export function exportFromRefs(platform: Platform, domid: number, refs: ArrayLik
   let balloon: Int32Array | undefined;
   if (opts.ballooned) {
     const b = platform.memory.allocBallooned(count);
-    if (typeof b === 'number') return failure(b, `reserving ${count} gfns: ${errnoText(b)}`);
+    if (typeof b === 'number') return failure(b, `reserving ${count} gfns: ${describeStatus(b)}`);
     balloon = b;
   }
   const m = platform.maps.map(domid, refs, false, balloon);
@@ -180,7 +178,7 @@ export function importToRefs(platform: Platform, dmabuf: DmaBuf, domid: number, 
   const bad = checkCount(dmabuf.pageCount, opts.limit ?? GNTDEV_DEFAULT_LIMIT);
   if (bad) return bad;
   const granted = platform.grants.grantAccessBatch(domid, gfns, opts.readonly ?? false);
-  if (typeof granted === 'number') return failure(granted, `granting ${gfns.length} pages to d${domid}: ${errnoText(granted)}`);
+  if (typeof granted === 'number') return failure(granted, `granting ${gfns.length} pages to d${domid}: ${describeStatus(granted)}`);
   const refs = Uint32Array.from(granted);
   const attachment = dmabuf.attach(`gntdev-import:d${domid}`, 'bidirectional');
   let released = false;

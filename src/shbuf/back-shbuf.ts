@@ -10,7 +10,7 @@
  * the buffer, a loop in gref_dir_next_page, more directory pages than needed, directory pages not
  * granted to this domain, a read-only directory where it must be written, a buffer over the limit.
  */
-import { GNTST_bad_gntref, GNTST_general_error, GNTST_no_space, GNTST_permission_denied, gntstMessage } from '../abi/grant-table.js';
+import { errnoForGntst, gntstMessage } from '../abi/grant-table.js';
 import { PGDIR_GREFS_PER_PAGE } from '../abi/page-directory.js';
 import { XEN_ERRNO } from '../abi/xen-errno.js';
 import type { Platform } from '../hypervisor/platform.js';
@@ -19,21 +19,6 @@ import { geometry, readPage, setRefs } from './directory.js';
 export type ShbufResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly errno: number; readonly message: string };
 
 const fail = <T>(errno: number, message: string): ShbufResult<T> => ({ ok: false, errno, message });
-
-/** The errno a failed grant map becomes in a response. */
-export function errnoForGntst(status: number): number {
-  switch (status) {
-    case GNTST_bad_gntref:
-      return -XEN_ERRNO.EINVAL;
-    case GNTST_general_error:
-    case GNTST_permission_denied:
-      return -XEN_ERRNO.EACCES;
-    case GNTST_no_space:
-      return -XEN_ERRNO.ENOMEM;
-    default:
-      return -XEN_ERRNO.EINVAL;
-  }
-}
 
 /**
  * Visits the frontend's directory chain from `firstRef`, mapping each directory page just long

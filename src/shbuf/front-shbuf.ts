@@ -13,7 +13,7 @@
  */
 import { gntstMessage } from '../abi/grant-table.js';
 import { XEN_PAGE_SIZE } from '../abi/page-directory.js';
-import { XEN_ERRNO, xenErrnoName } from '../abi/xen-errno.js';
+import { describeStatus, XEN_ERRNO } from '../abi/xen-errno.js';
 import type { GrantMapping, Platform } from '../hypervisor/platform.js';
 import { geometry, listRefs, writeChain } from './directory.js';
 
@@ -28,10 +28,6 @@ export class ShbufError extends Error {
     super(message);
     this.name = 'ShbufError';
   }
-}
-
-function errnoText(e: number): string {
-  return xenErrnoName(e) ?? String(e);
 }
 
 export interface FrontShbufOptions {
@@ -77,7 +73,7 @@ export class FrontShbuf {
     const undo: (() => void)[] = [];
     const fail = (what: string, e: number): never => {
       for (const u of undo.reverse()) u();
-      throw new ShbufError(`${what}: ${errnoText(e)}`, e < 0 ? e : -XEN_ERRNO.ENOMEM);
+      throw new ShbufError(`${what}: ${describeStatus(e)}`, e < 0 ? e : -XEN_ERRNO.ENOMEM);
     };
     const dirGfns = p.memory.allocPages(g.dirPages);
     if (typeof dirGfns === 'number') return fail(`allocating ${g.dirPages} directory pages`, dirGfns);

@@ -1037,7 +1037,7 @@ describe('displif conformance with a raw frontend (a flipper shares the backend 
       const evtPort = g.p.events.allocUnbound(beDomid);
       const good = { '0/req-ring-ref': req.ref, '0/req-event-channel': reqPort, '0/evt-ring-ref': evt.ref, '0/evt-event-channel': evtPort };
       const rounds: { what: string; nodes: Record<string, string | number>; remove?: string; cleanup?: string; error: RegExp }[] = [
-        { what: 'req-ring-ref beyond the grant table', nodes: { ...good, '0/req-ring-ref': 0x7fff_0000 }, error: /^13 connector 0: mapping req-ring-ref/ },
+        { what: 'req-ring-ref beyond the grant table', nodes: { ...good, '0/req-ring-ref': 0x7fff_0000 }, error: /^22 connector 0: mapping req-ring-ref .*: invalid grant reference/ /* EINVAL, as a bad gref anywhere else */ },
         { what: 'evt-ring-ref granted to dom0', nodes: { ...good, '0/evt-ring-ref': grantPage(g, 0, false).ref }, error: /^13 connector 0: mapping evt-ring-ref/ },
         { what: 'req-event-channel not allocated', nodes: { ...good, '0/req-event-channel': 999 }, error: /^\d+ connector 0: binding req-event-channel/ },
         { what: 'req-ring-ref not a number', nodes: { ...good, '0/req-ring-ref': '12abc' }, error: /^22 connector 0 req-ring-ref "12abc" is not a number/ },
