@@ -11,10 +11,10 @@
  * granted to this domain, a read-only directory where it must be written, a buffer over the limit.
  */
 import { errnoForGntst, gntstMessage } from '../abi/grant-table.js';
-import { PGDIR_GREFS_PER_PAGE } from '../abi/page-directory.js';
+import { encodePageDirectory, PGDIR_GREFS_PER_PAGE } from '../abi/page-directory.js';
 import { XEN_ERRNO } from '../abi/xen-errno.js';
 import type { Platform } from '../hypervisor/platform.js';
-import { geometry, readPage, setRefs } from './directory.js';
+import { geometry, readPage } from './directory.js';
 
 export type ShbufResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly errno: number; readonly message: string };
 
@@ -44,7 +44,7 @@ function walk(
     const page = m.mapping.page(0);
     const at = d * PGDIR_GREFS_PER_PAGE;
     const listed = readPage(page);
-    if (fill) setRefs([page], fill, d);
+    if (fill) encodePageDirectory({ gref_dir_next_page: listed.gref_dir_next_page, gref: fill.subarray(at, at + PGDIR_GREFS_PER_PAGE) }, page);
     else refs.set(listed.gref.subarray(0, Math.min(PGDIR_GREFS_PER_PAGE, g.pages - at)), at);
     const next = listed.gref_dir_next_page;
     p.maps.unmap(m.mapping);
@@ -86,12 +86,11 @@ export function readFrontendRefs(p: Platform, domid: number, firstRef: number, s
 }
 
 /**
- * be-alloc: writes `refs` (the backend's grants of its buffer) into the frontend's directory for
- * a `size`-byte buffer, after checking the directory as readFrontendRefs does.
+ * be-alloc: writes `refs` (the backend's grants of its buffer, whose size the caller checked)
+ * into the frontend's directory for a `size`-byte buffer, checking the directory's chain as
+ * readFrontendRefs does.
  */
-export function fillFrontendDirectory(p: Platform, domid: number, firstRef: number, size: number, refs: Uint32Array, limits: BufferLimits = {}): ShbufResult<Uint32Array> {
-  const bad = checkSize(size, limits);
-  if (bad) return bad as ShbufResult<Uint32Array>;
+export function fillFrontendDirectory(p: Platform, domid: number, firstRef: number, size: number, refs: Uint32Array): ShbufResult<Uint32Array> {
   if (refs.length !== geometry(size).pages) return fail(-XEN_ERRNO.EINVAL, `${refs.length} refs for a ${size}-byte buffer`);
   return walk(p, domid, firstRef, size, refs);
 }
