@@ -34,11 +34,7 @@ export function timeOp(op: (i: number) => void, batch: number, samples = 200): T
     for (let i = 0; i < batch; i++) op(k++);
     per.push(Number(process.hrtime.bigint() - t0) / batch);
   }
-  per.sort((a, b) => a - b);
-  return {
-    p50: per[Math.floor(per.length * 0.5)]!,
-    p99: per[Math.min(per.length - 1, Math.floor(per.length * 0.99))]!,
-  };
+  return percentiles(per);
 }
 
 /**

@@ -20,8 +20,6 @@ import type { Surface } from './draw.js';
 import type { GuestProgramContext } from './guest-program.js';
 import { createScene, type FrameInfo, SceneRenderer } from './scene.js';
 
-export type { GuestProgramContext } from './guest-program.js';
-export { renderFrame, drawTestCard, createScene, shapesAt, counterText, SceneRenderer, type FrameInfo, type Scene } from './scene.js';
 
 /** The demo's formats in connector order: XRGB8888, RGB565, then Linux xen-front's others. */
 export const DEMO_FORMATS: readonly PixelFormat[] = [
