@@ -225,7 +225,11 @@ export class Card {
       await this.call(0, body);
     } catch (e) {
       this.buffers.delete(buf);
+      // close() got there first: it may have let go of our side (a be-alloc directory) before
+      // the backend read it, so whatever the backend answered, the reason is the close.
+      const closed = buf.isDestroyed;
       buf.dropLocal();
+      if (closed) throw new DisplayError(-XEN_ERRNO.ENODEV, 'the card was closed');
       throw e;
     }
     if (buf.isDestroyed) throw new DisplayError(-XEN_ERRNO.ENODEV, 'the card was closed');

@@ -17,7 +17,8 @@
  *
  * Sequences tried, each in both allocation modes where it applies:
  * - createDumb (3 in flight) on an empty card: each rejects with -ENODEV; the backend counts 6
- *   requests (3 creates, 3 destroys), no error, and holds no buffer; the next card (waitCard)
+ *   requests (3 creates, 3 destroys; backend-allocated, a create whose directory close() already
+ *   let go fails and its destroy finds nothing) and holds no buffer; the next card (waitCard)
  *   shows a frame exactly.
  * - importBuffer (2 in flight) of a dma-buf exported by another vdispl device of the guest
  *   (frontend-allocated: a be-alloc buffer exports foreign memory, refused before any request):
@@ -105,8 +106,12 @@ describe('card.close() while a request is in flight', () => {
       expect(r.values).toEqual([undefined, undefined, undefined]);
       r.errors.forEach((e, i) => expectClosedError(e, `createDumb ${i}`));
       const fe = await rig.frontend(g);
-      // 3 DBUF_CREATE + 3 DBUF_DESTROY, all answered 0.
-      expect(fe?.connectors[0]).toMatchObject({ requests: 6, errors: 0 });
+      // 3 DBUF_CREATE + 3 DBUF_DESTROY. Frontend-allocated, all answered 0. Backend-allocated,
+      // close() lets go of a directory (Linux's order) possibly before the backend read it: that
+      // create fails (EACCES) and its destroy finds nothing (ENOENT), in pairs.
+      expect(fe?.connectors[0]?.requests).toBe(6);
+      if (beAlloc === 0) expect(fe?.connectors[0]?.errors).toBe(0);
+      else expect([0, 2, 4, 6]).toContain(fe?.connectors[0]?.errors);
       expect(fe?.usage).toMatchObject({ buffers: 0, framebuffers: 0 });
       // be-alloc: the backend's pages are counted until the guest's mapping of them is gone
       // (card.ts unmaps after DBUF_DESTROY's response; the backend's grants end on its next retry).
