@@ -1,18 +1,21 @@
 /**
- * The viewer's encoder thread (see frame-encoder.ts): reads each frame where it is (shared
- * machine memory) or from the copy it was sent, computes the update against the slot's shadow
- * and replies with the message, transferred. Requests are handled in order.
+ * An encoder thread (see frame-encoder.ts): loads its codec, reads each frame where it is (shared
+ * machine memory) or from the copy it was sent, computes the update against the slot's state
+ * and replies with the message, transferred. A slot's requests are handled in order.
  */
 import { type MessagePort, workerData } from 'node:worker_threads';
 import { pixelFormatByFourcc, pixelRowBytes } from '../abi/fourcc.js';
 import type { Frame } from '../back/presenter.js';
-import type { EncoderReply, EncoderRequest, EncodeRequest } from './frame-encoder.js';
-import { encodeUpdate, type Shadow } from './frame-update.js';
+import { type CodecRef, type EncoderReply, type EncoderRequest, type EncodeRequest, SlotRunner, type UpdateCodec } from './frame-encoder.js';
 import { frameRaster, type Raster } from './tiles.js';
 
 const PAGE = 4096;
-const port = (workerData as { port: MessagePort }).port;
-const shadows = new Map<string, Shadow>();
+const { port, codec } = workerData as { port: MessagePort; codec: CodecRef };
+const loaded = import(codec.module).then((m: Record<string, unknown>) => {
+  const c = m[codec.name] as UpdateCodec<unknown, unknown> | undefined;
+  if (!c || typeof c.update !== 'function') throw new Error(`${codec.module} exports no codec ${codec.name}`);
+  return new SlotRunner(c);
+});
 
 /** The request's frame as a Raster: in place for one view, rows gathered for pages (frameRaster). */
 function rasterOf(r: EncodeRequest): Raster {
@@ -39,19 +42,19 @@ function rasterOf(r: EncodeRequest): Raster {
 }
 
 port.on('message', (r: EncoderRequest) => {
-  if (r.type === 'forget') {
-    shadows.delete(r.slot);
-    return;
-  }
-  let reply: EncoderReply;
-  const t0 = performance.now();
-  try {
-    const u = encodeUpdate(rasterOf(r), shadows.get(r.slot), r.header);
-    shadows.set(r.slot, u.shadow);
-    reply = { job: r.job, msg: u.msg, tiles: u.tiles, encodeMs: performance.now() - t0 };
-  } catch (e) {
-    shadows.delete(r.slot);
-    reply = { job: r.job, error: e instanceof Error ? e.message : String(e) };
-  }
-  port.postMessage(reply, 'msg' in reply ? [reply.msg.buffer as ArrayBuffer] : []);
+  void loaded.then(
+    (runner) => {
+      if (r.type === 'forget') {
+        runner.forget(r.slot);
+        return;
+      }
+      runner.run(r.slot, () => rasterOf(r), r.params).then(
+        (u) => port.postMessage({ job: r.job, msg: u.msg, tiles: u.tiles, encodeMs: u.encodeMs } satisfies EncoderReply, [u.msg.buffer as ArrayBuffer]),
+        (e: unknown) => port.postMessage({ job: r.job, error: e instanceof Error ? e.message : String(e) } satisfies EncoderReply),
+      );
+    },
+    (e: unknown) => {
+      if (r.type === 'encode') port.postMessage({ job: r.job, error: e instanceof Error ? e.message : String(e) } satisfies EncoderReply);
+    },
+  );
 });

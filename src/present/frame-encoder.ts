@@ -1,30 +1,54 @@
 /**
- * Where the viewer's frame updates are computed (damage, conversion, encoding: frame-update.ts),
- * off the thread that runs the backend. A `WorkerFrameEncoder` hands each frame to one worker
+ * Where frame updates are computed (damage, conversion, encoding), off the thread that runs the
+ * backend. What an update is depends on the output: an `UpdateCodec` (the viewer's is in
+ * frame-update.ts, VNC's in rfb/rfb-update.ts) turns a frame plus a slot's state (what one client
+ * has of one connector) into one message. A `WorkerFrameEncoder` hands each frame to one worker
  * thread zero-copy: a frame in machine memory (a SharedArrayBuffer) is described by its buffer and
  * byte offsets, and a reference to its dma-buf is held until the worker is done with it, so the
  * backend cannot unmap (and the hypervisor cannot reuse) the pages while they are read. A frame
  * that cannot be shared that way (no dma-buf to hold, or not in shared memory) is copied out on
- * the calling thread first. The worker keeps each slot's shadow (what one client has of one
- * connector); jobs run in submission order. `InlineFrameEncoder` does the same on the calling
- * thread (tests, and a fallback).
+ * the calling thread first. The worker keeps each slot's state; a slot's jobs run in submission
+ * order. `InlineFrameEncoder` does the same on the calling thread (tests, and a fallback).
  */
 import { pixelRowBytes } from '../abi/fourcc.js';
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import type { Frame } from '../back/presenter.js';
 import { copyFramePixels } from '../back/memory-presenter.js';
 import { startWorker } from '../hypervisor/worker-bootstrap.js';
-import { encodeUpdate, type Shadow, type UpdateHeader } from './frame-update.js';
-import { frameRaster } from './tiles.js';
+import { frameRaster, type Raster } from './tiles.js';
 
-export interface FrameJob {
-  /** Whose shadow: one client's view of one connector. */
+export interface UpdateResult<S> {
+  readonly msg: Uint8Array;
+  /** The slot's state after this update. */
+  readonly state: S;
+  /** Rectangles (tiles) in the message, for figures. */
+  readonly tiles: number;
+}
+
+/**
+ * Computes one update of a frame for one slot. `raster` may be the guest's own memory: read it
+ * only before returning (or before the returned promise's first await).
+ */
+export interface UpdateCodec<P, S> {
+  update(raster: Raster, state: S | undefined, params: P): UpdateResult<S> | Promise<UpdateResult<S>>;
+  /** Lets go of a slot's state (its next frame starts from nothing). */
+  dispose?(state: S): void;
+}
+
+/** Where a worker finds a codec: the module's URL and the name it is exported as. */
+export interface CodecRef {
+  readonly module: string;
+  readonly name: string;
+}
+
+export interface FrameJob<P> {
+  /** Whose state: one client's view of one connector. */
   readonly slot: string;
   readonly frame: Frame;
   /** The visible part (the mode), at most the frame's size. */
   readonly width: number;
   readonly height: number;
-  readonly header: UpdateHeader;
+  readonly params: P;
 }
 
 export interface EncodedFrame {
@@ -34,37 +58,102 @@ export interface EncodedFrame {
   readonly encodeMs: number;
 }
 
-export interface FrameEncoder {
-  encode(job: FrameJob): Promise<EncodedFrame>;
-  /** Drops a slot's shadow (its next frame is sent whole). */
+export interface FrameEncoder<P> {
+  encode(job: FrameJob<P>): Promise<EncodedFrame>;
+  /** Drops a slot's state (its next frame is sent whole). */
   forget(slot: string): void;
   close(): Promise<void>;
 }
 
-export class InlineFrameEncoder implements FrameEncoder {
-  private readonly shadows = new Map<string, Shadow>();
+/** Runs a codec's jobs one slot at a time, in order per slot (the worker and the inline encoder). */
+export class SlotRunner<P, S> {
+  private readonly states = new Map<string, S>();
+  private readonly chains = new Map<string, Promise<unknown>>();
 
-  encode(job: FrameJob): Promise<EncodedFrame> {
-    try {
-      return Promise.resolve(this.encodeNow(job));
-    } catch (e) {
-      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-    }
+  constructor(private readonly codec: UpdateCodec<P, S>) {}
+
+  /** Runs `fn` after the slot's earlier jobs. */
+  private queue<T>(slot: string, fn: () => T | Promise<T>): Promise<T> {
+    const prev = this.chains.get(slot) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.chains.set(slot, tail);
+    void tail.then(() => {
+      if (this.chains.get(slot) === tail) this.chains.delete(slot);
+    });
+    return next;
   }
 
-  encodeNow(job: FrameJob): EncodedFrame {
+  /** Computes an update; `raster()` is called when the job starts. A failed job drops the slot's state. */
+  run(slot: string, raster: () => Raster, params: P): Promise<EncodedFrame> {
+    return this.queue(slot, async () => {
+      const t0 = performance.now();
+      try {
+        const r = await this.codec.update(raster(), this.states.get(slot), params);
+        this.states.set(slot, r.state);
+        return { msg: r.msg, tiles: r.tiles, encodeMs: performance.now() - t0 };
+      } catch (e) {
+        this.drop(slot);
+        throw e instanceof Error ? e : new Error(String(e));
+      }
+    });
+  }
+
+  /** Computes an update now; only for codecs that answer synchronously. */
+  runNow(slot: string, raster: Raster, params: P): EncodedFrame {
     const t0 = performance.now();
-    const u = encodeUpdate(frameRaster(job.frame, job.width, job.height), this.shadows.get(job.slot), job.header);
-    this.shadows.set(job.slot, u.shadow);
-    return { msg: u.msg, tiles: u.tiles, encodeMs: performance.now() - t0 };
+    const r = this.codec.update(raster, this.states.get(slot), params);
+    if (r instanceof Promise) throw new Error('this codec is asynchronous');
+    this.states.set(slot, r.state);
+    return { msg: r.msg, tiles: r.tiles, encodeMs: performance.now() - t0 };
+  }
+
+  private drop(slot: string): void {
+    const s = this.states.get(slot);
+    this.states.delete(slot);
+    if (s !== undefined) this.codec.dispose?.(s);
   }
 
   forget(slot: string): void {
-    this.shadows.delete(slot);
+    void this.queue(slot, () => this.drop(slot));
+  }
+
+  clear(): void {
+    for (const slot of [...this.states.keys()]) this.drop(slot);
+  }
+}
+
+export class InlineFrameEncoder<P, S> implements FrameEncoder<P> {
+  private readonly runner: SlotRunner<P, S>;
+
+  constructor(codec: UpdateCodec<P, S>) {
+    this.runner = new SlotRunner(codec);
+  }
+
+  encode(job: FrameJob<P>): Promise<EncodedFrame> {
+    let raster: Raster;
+    try {
+      raster = frameRaster(job.frame, job.width, job.height);
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+    return this.runner.run(job.slot, () => raster, job.params);
+  }
+
+  /** Encodes now (synchronous codecs only). */
+  encodeNow(job: FrameJob<P>): EncodedFrame {
+    return this.runner.runNow(job.slot, frameRaster(job.frame, job.width, job.height), job.params);
+  }
+
+  forget(slot: string): void {
+    this.runner.forget(slot);
   }
 
   close(): Promise<void> {
-    this.shadows.clear();
+    this.runner.clear();
     return Promise.resolve();
   }
 }
@@ -82,7 +171,7 @@ export interface EncodeRequest {
   readonly type: 'encode';
   readonly job: number;
   readonly slot: string;
-  readonly header: UpdateHeader;
+  readonly params: unknown;
   readonly fourcc: number;
   readonly width: number;
   readonly height: number;
@@ -131,17 +220,20 @@ interface Pending {
   readonly release: () => void;
 }
 
-export class WorkerFrameEncoder implements FrameEncoder {
+export class WorkerFrameEncoder<P> implements FrameEncoder<P> {
   private worker: Worker | undefined;
   private port: MessagePort | undefined;
   private nextJob = 1;
   private readonly pending = new Map<number, Pending>();
   private closed = false;
 
+  /** `codec`: the module (and export) the worker computes updates with. */
+  constructor(private readonly codec: CodecRef) {}
+
   private start(): MessagePort {
     if (this.port) return this.port;
     const { port1, port2 } = new MessageChannel();
-    const w = startWorker(WORKER, { workerData: { port: port2 }, transferList: [port2] }, [WORKER.href]);
+    const w = startWorker(WORKER, { workerData: { port: port2, codec: this.codec }, transferList: [port2] }, [WORKER.href, this.codec.module]);
     w.unref();
     port1.unref();
     port1.on('message', (r: EncoderReply) => this.settle(r));
@@ -154,7 +246,7 @@ export class WorkerFrameEncoder implements FrameEncoder {
       for (const [job, p] of this.pending) {
         this.pending.delete(job);
         p.release();
-        p.reject(new Error(`the viewer's encoder worker stopped: ${why}`));
+        p.reject(new Error(`the encoder worker stopped: ${why}`));
       }
     };
     w.on('error', (e) => fail(e.message));
@@ -173,7 +265,7 @@ export class WorkerFrameEncoder implements FrameEncoder {
     else p.resolve({ msg: r.msg, tiles: r.tiles, encodeMs: r.encodeMs });
   }
 
-  encode(job: FrameJob): Promise<EncodedFrame> {
+  encode(job: FrameJob<P>): Promise<EncodedFrame> {
     if (this.closed) return Promise.reject(new Error('the encoder is closed'));
     const { frame, width, height } = job;
     const held = frame.dmabuf && !frame.dmabuf.released ? frame.dmabuf.get() : undefined;
@@ -200,7 +292,7 @@ export class WorkerFrameEncoder implements FrameEncoder {
     }
     const port = this.start();
     const id = this.nextJob++;
-    const req: EncodeRequest = { type: 'encode', job: id, slot: job.slot, header: job.header, fourcc: frame.format.fourcc, width, height, pitch, offset, source };
+    const req: EncodeRequest = { type: 'encode', job: id, slot: job.slot, params: job.params, fourcc: frame.format.fourcc, width, height, pitch, offset, source };
     return new Promise<EncodedFrame>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, release: () => release() });
       port.postMessage(req, source.kind === 'copy' ? [source.data.buffer as ArrayBuffer] : []);

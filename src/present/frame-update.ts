@@ -8,6 +8,7 @@
  *   u16 height, u32 tile count, then per tile: u16 x, u16 y, u16 w, u16 h, u8 encoding
  *   (0 raw RGBA, 1 RLE RGBA, see tiles.ts), u32 length, bytes.
  */
+import type { UpdateCodec } from './frame-encoder.js';
 import { changedTiles, copyTiles, ENC_RAW, ENC_RLE, encodeTile, type Raster } from './tiles.js';
 
 export const MSG_FRAME = 1;
@@ -74,6 +75,17 @@ export function encodeUpdate(raster: Raster, shadow: Shadow | undefined, h: Upda
   }
   return { msg, shadow: next, tiles: tiles.length };
 }
+
+/** The viewer's codec (frame-encoder.ts): params are the header, state the shadow. */
+export const viewerCodec: UpdateCodec<UpdateHeader, Shadow> = {
+  update: (raster, shadow, header) => {
+    const u = encodeUpdate(raster, shadow, header);
+    return { msg: u.msg, state: u.shadow, tiles: u.tiles };
+  },
+};
+
+/** Where a worker finds the viewer's codec. */
+export const VIEWER_CODEC = { module: import.meta.url, name: 'viewerCodec' } as const;
 
 export interface DecodedTile {
   readonly x: number;

@@ -1,5 +1,5 @@
 /**
- * Damage and tile encoding shared by the outputs (viewer now, VNC later): a frame's visible
+ * Damage and tile encoding shared by the outputs (the viewer and VNC): a frame's visible
  * pixels are compared with the last frame a client got, 64x64 tile by tile, in the frame's own
  * format (half the bytes for 16-bit formats); changed tiles are converted to RGBA and encoded
  * as runs of equal pixels (RLE), or sent raw when that does not save at least 10%. RLE rather
@@ -151,11 +151,11 @@ export function unrle(data: Uint8Array, n: number): Uint32Array {
  * byte 3 = A = 255), exactly as toRgba does: a lookup table for formats of 16 bits or fewer,
  * per-channel tables above.
  */
-type Converter = (v: number) => number;
+export type Converter = (v: number) => number;
 
 const CONVERTERS = new Map<number, Converter>();
 
-function converterFor(format: PixelFormat): Converter | undefined {
+export function converterFor(format: PixelFormat): Converter | undefined {
   const l = format.layout;
   if (l.kind !== 'rgb') return undefined;
   let c = CONVERTERS.get(format.fourcc);
@@ -184,7 +184,7 @@ function converterFor(format: PixelFormat): Converter | undefined {
  * Reads the packed pixel values of rectangle `r` of `cur` (row by row) into `out`: typed-array
  * loads when the rows are aligned, byte assembly otherwise.
  */
-function readPixels(cur: Raster, r: Rect, out: Uint32Array): void {
+export function readPixels(cur: Raster, r: Rect, out: Uint32Array): void {
   const cpp = cur.format.bpp / 8;
   const { data, pitch } = cur;
   let k = 0;

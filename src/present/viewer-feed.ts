@@ -11,6 +11,7 @@
  */
 import type { ConnectorInfo, ConnectorOutput, Frame, OutputConfig, Presenter } from '../back/presenter.js';
 import { type FrameEncoder, WorkerFrameEncoder } from './frame-encoder.js';
+import { type UpdateHeader, VIEWER_CODEC } from './frame-update.js';
 
 export interface ViewerConnectorInfo {
   readonly id: number;
@@ -52,7 +53,7 @@ export interface ViewerFeedOptions {
   /** Names connectors (default "d<domid> vdispl<devid> #<index> (<uniqueId>)"). */
   readonly nameOf?: (info: ConnectorInfo) => string;
   /** Computes the updates (default: a worker thread, started when the first client connects). */
-  readonly encoder?: FrameEncoder;
+  readonly encoder?: FrameEncoder<UpdateHeader>;
   /** Frames in flight per client and connector (default 2). */
   readonly window?: number;
   /** Errors of the encoder (default: ignored; the client gets the next frame whole). */
@@ -145,14 +146,14 @@ export class ViewerFeed implements Presenter {
   private readonly connectors = new Map<number, FeedConnector>();
   private readonly clients = new Map<ViewerClient, ClientState>();
   private readonly nameOf: (info: ConnectorInfo) => string;
-  private readonly encoder: FrameEncoder;
+  private readonly encoder: FrameEncoder<UpdateHeader>;
   private readonly window: number;
   private readonly log: (text: string) => void;
   private closing = false;
 
   constructor(opts: ViewerFeedOptions = {}) {
     this.nameOf = opts.nameOf ?? ((i) => `d${i.frontendDomid} vdispl${i.devid} #${i.index} (${i.uniqueId})`);
-    this.encoder = opts.encoder ?? new WorkerFrameEncoder();
+    this.encoder = opts.encoder ?? new WorkerFrameEncoder(VIEWER_CODEC);
     const window = opts.window ?? 2;
     if (!Number.isInteger(window) || window < 1) throw new RangeError(`viewer window ${window}: must be an integer >= 1`);
     this.window = window;
@@ -278,7 +279,7 @@ export class ViewerFeed implements Presenter {
       c.lastCountedSeq = c.seq;
     }
     const slot = this.slot(st, c.id);
-    this.encoder.encode({ slot, frame, width: shown.width, height: shown.height, header: { id: c.id, seq: c.seq, flipTime: c.flipTime } }).then(
+    this.encoder.encode({ slot, frame, width: shown.width, height: shown.height, params: { id: c.id, seq: c.seq, flipTime: c.flipTime } }).then(
       (r) => {
         c.encodeMs += r.encodeMs;
         c.encoded++;

@@ -22,7 +22,7 @@ import { type PixelFormat, pixelFormatByName, XEN_FRONT_FORMATS } from '../../..
 import type { Frame } from '../../../src/back/presenter.js';
 import { DmaBuf } from '../../../src/dmabuf/dmabuf.js';
 import { type EncodedFrame, type FrameJob, InlineFrameEncoder, shareFrame, WorkerFrameEncoder } from '../../../src/present/frame-encoder.js';
-import { decodeUpdate, encodeUpdate, MSG_FRAME, type UpdateHeader } from '../../../src/present/frame-update.js';
+import { decodeUpdate, encodeUpdate, MSG_FRAME, type UpdateHeader, VIEWER_CODEC, viewerCodec } from '../../../src/present/frame-update.js';
 import { toRgba } from '../../../src/present/pixels.js';
 import { ENC_RAW, ENC_RLE, type Raster, TILE, unrle } from '../../../src/present/tiles.js';
 
@@ -301,7 +301,7 @@ function makeFrame(o: FrameOptions = {}): TestFrame {
   return Object.assign(t, { frame: { fbCookie: 1n, format, width, height, pitch, offset, size: o.size ?? size, view, page, dmabuf } satisfies Frame, dmabuf });
 }
 
-const job = (slot: string, t: TestFrame, seq = 1): FrameJob => ({ slot, frame: t.frame, width: t.frame.width, height: t.frame.height, header: { id: 1, seq, flipTime: 1000 + seq } });
+const job = (slot: string, t: TestFrame, seq = 1): FrameJob<UpdateHeader> => ({ slot, frame: t.frame, width: t.frame.width, height: t.frame.height, params: { id: 1, seq, flipTime: 1000 + seq } });
 
 /** Decodes `r` onto a fresh canvas (or `canvas`) and checks it shows exactly `t`'s pixels. */
 function expectExact(r: EncodedFrame, t: TestFrame, canvas = new Uint8Array(t.frame.width * t.frame.height * 4)): ReturnType<typeof decodeUpdate> {
@@ -344,9 +344,9 @@ describe('shareFrame', () => {
 });
 
 describe('WorkerFrameEncoder', () => {
-  let enc: WorkerFrameEncoder;
+  let enc: WorkerFrameEncoder<UpdateHeader>;
   beforeEach(() => {
-    enc = new WorkerFrameEncoder();
+    enc = new WorkerFrameEncoder(VIEWER_CODEC);
   });
   afterEach(async () => {
     await enc.close();
@@ -496,12 +496,12 @@ describe('WorkerFrameEncoder', () => {
 
 describe('InlineFrameEncoder', () => {
   it('gives byte-identical messages to the worker encoder for the same frames', async () => {
-    const inline = new InlineFrameEncoder();
-    const worker = new WorkerFrameEncoder();
+    const inline = new InlineFrameEncoder(viewerCodec);
+    const worker = new WorkerFrameEncoder(VIEWER_CODEC);
     try {
       let seq = 0;
       const both = async (slot: string, t: TestFrame, width = t.frame.width, height = t.frame.height): Promise<number> => {
-        const j: FrameJob = { ...job(slot, t, ++seq), width, height };
+        const j: FrameJob<UpdateHeader> = { ...job(slot, t, ++seq), width, height };
         const a = await inline.encode(j);
         const b = await worker.encode(j);
         expect(firstDiff(a.msg, b.msg), `${slot} seq ${seq}`).toBe(-1);
@@ -539,7 +539,7 @@ describe('InlineFrameEncoder', () => {
         throw new RangeError('unmapped');
       },
     };
-    const inline = new InlineFrameEncoder();
+    const inline = new InlineFrameEncoder(viewerCodec);
     let p: Promise<EncodedFrame> | undefined;
     expect(() => (p = inline.encode(job('a', { ...t, frame: broken })))).not.toThrow();
     await expect(p).rejects.toThrow('unmapped');

@@ -22,7 +22,7 @@ import { pixelFormatByName } from '../../../src/abi/fourcc.js';
 import type { ConnectorInfo, ConnectorOutput, Frame } from '../../../src/back/presenter.js';
 import { DmaBuf } from '../../../src/dmabuf/dmabuf.js';
 import { type EncodedFrame, type FrameEncoder, type FrameJob, InlineFrameEncoder } from '../../../src/present/frame-encoder.js';
-import { decodeUpdate } from '../../../src/present/frame-update.js';
+import { decodeUpdate, type UpdateHeader, VIEWER_CODEC, viewerCodec } from '../../../src/present/frame-update.js';
 import { toRgba } from '../../../src/present/pixels.js';
 import { unrle } from '../../../src/present/tiles.js';
 import { type ViewerClient, ViewerFeed } from '../../../src/present/viewer-feed.js';
@@ -126,12 +126,12 @@ async function join(feed: ViewerFeed): Promise<FakeClient> {
 }
 
 /** An encoder whose jobs wait until released, to have work in flight for as long as a test needs. */
-class GatedEncoder implements FrameEncoder {
-  private readonly inner = new InlineFrameEncoder();
-  readonly held: { readonly job: FrameJob; readonly run: () => void; readonly fail: (e: Error) => void }[] = [];
+class GatedEncoder implements FrameEncoder<UpdateHeader> {
+  private readonly inner = new InlineFrameEncoder(viewerCodec);
+  readonly held: { readonly job: FrameJob<UpdateHeader>; readonly run: () => void; readonly fail: (e: Error) => void }[] = [];
   readonly forgotten: string[] = [];
 
-  encode(job: FrameJob): Promise<EncodedFrame> {
+  encode(job: FrameJob<UpdateHeader>): Promise<EncodedFrame> {
     return new Promise((resolve, reject) => {
       this.held.push({ job, run: () => resolve(this.inner.encodeNow(job)), fail: reject });
     });
@@ -153,7 +153,7 @@ class GatedEncoder implements FrameEncoder {
 }
 
 const feeds: ViewerFeed[] = [];
-function newFeed(opts: ConstructorParameters<typeof ViewerFeed>[0] = { encoder: new InlineFrameEncoder() }): ViewerFeed {
+function newFeed(opts: ConstructorParameters<typeof ViewerFeed>[0] = { encoder: new InlineFrameEncoder(viewerCodec) }): ViewerFeed {
   const f = new ViewerFeed(opts);
   feeds.push(f);
   return f;
@@ -276,12 +276,12 @@ describe('ViewerFeed', () => {
   });
 
   it('a window that is not an integer >= 1 (0, -1, 1.5, NaN, Infinity) is refused', () => {
-    for (const window of [0, -1, 1.5, NaN, Infinity]) expect(() => new ViewerFeed({ encoder: new InlineFrameEncoder(), window }), String(window)).toThrow(RangeError);
+    for (const window of [0, -1, 1.5, NaN, Infinity]) expect(() => new ViewerFeed({ encoder: new InlineFrameEncoder(viewerCodec), window }), String(window)).toThrow(RangeError);
   });
 
   it('window 1: one frame in flight', async () => {
     for (const window of [1]) {
-      const feed = newFeed({ encoder: new InlineFrameEncoder(), window });
+      const feed = newFeed({ encoder: new InlineFrameEncoder(viewerCodec), window });
       const { out } = connector(feed);
       const client = await join(feed);
       for (let n = 1; n <= 3; n++) {
@@ -478,10 +478,10 @@ describe('ViewerFeed', () => {
 
   it('an encode failure is logged, frees the place, drops the shadow, and the frame is retried whole', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout'] });
-    const inner = new InlineFrameEncoder();
+    const inner = new InlineFrameEncoder(viewerCodec);
     let failNext = false;
     const forgotten: string[] = [];
-    const encoder: FrameEncoder = {
+    const encoder: FrameEncoder<UpdateHeader> = {
       encode: (job) => {
         if (!failNext) return inner.encode(job);
         failNext = false;
