@@ -4,7 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { ABI_KINDS } from '../abi/json.js';
 import { abiDecode, abiEncode, parseKind } from './abi-command.js';
-import { runCommand, DEFAULT_VIEWER_PORT, type RunCommandOptions } from './run-command.js';
+import { runCommand, DEFAULT_VIEWER_PORT, DEFAULT_VNC_PORT, type RunCommandOptions } from './run-command.js';
 import { runXenstored, untilSignal } from './xenstored-command.js';
 
 export interface CliIo {
@@ -105,6 +105,9 @@ function buildProgram(io: CliIo): Command {
     .option('--snapshot <dir>', 'write a PNG of each connector\'s last frame to DIR at exit')
     .option('--json', 'print the figures as JSON lines')
     .option('--be-alloc', 'backend-allocated buffers')
+    .option('--vnc', `serve each connector over VNC (RFB) on 127.0.0.1, connector n on port ${DEFAULT_VNC_PORT} + n`)
+    .option('--vnc-port <n>', `the first VNC port (default ${DEFAULT_VNC_PORT}; 0 = any free ports)`)
+    .option('--vnc-password-file <file>', 'require VNC authentication with the password in FILE (its first line, or a vncpasswd file)')
     .action(async (o: RunCommandOptions) => {
       const code = await runCommand('demo', o, session, untilSignal());
       if (code !== 0) throw new ExitCode(code);
@@ -115,6 +118,9 @@ function buildProgram(io: CliIo): Command {
     .option('--config <file>', 'an xl.cfg-style file with a vdispl = [...] line (required)')
     .option('--guest <module>', 'the guest program: an ES module whose default export is async main(ctx) (required)')
     .option('--viewer', 'serve the browser viewer')
+    .option('--vnc', `serve each connector over VNC (RFB) on 127.0.0.1, connector n on port ${DEFAULT_VNC_PORT} + n (a vncpasswd = "..." in the config requires it)`)
+    .option('--vnc-port <n>', `the first VNC port (default ${DEFAULT_VNC_PORT}; 0 = any free ports)`)
+    .option('--vnc-password-file <file>', 'require VNC authentication with the password in FILE (its first line, or a vncpasswd file)')
     .option('--port <n>', `viewer port on 127.0.0.1 (default ${DEFAULT_VIEWER_PORT}; 0 = any free port)`)
     .option('--frames <n>', 'stop after N page flips per connector')
     .option('--snapshot <dir>', 'write a PNG of each connector\'s last frame to DIR at exit')

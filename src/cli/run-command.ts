@@ -5,11 +5,13 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { deobfuscateVncPassword } from '../present/rfb/des.js';
 import { runSession, type SessionIo } from '../run/session.js';
 import { parseXlConfig, vdisplDevicesFromConfig, XlConfigError } from '../toolstack/xl-config.js';
 import { parseVdisplSpec, type VdisplDeviceSpec, VdisplSpecError } from '../toolstack/vdispl-spec.js';
 
 export const DEFAULT_VIEWER_PORT = 5800;
+export const DEFAULT_VNC_PORT = 5900;
 
 /** The built-in demo guest program (src/demo/demo-program). */
 export const DEMO_PROGRAM = new URL(`../demo/demo-program${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
@@ -28,6 +30,9 @@ export interface RunCommandOptions {
   readonly frames?: string;
   readonly json?: boolean;
   readonly beAlloc?: boolean;
+  readonly vnc?: boolean;
+  readonly vncPort?: string;
+  readonly vncPasswordFile?: string;
 }
 
 export class UsageError extends Error {}
@@ -38,8 +43,25 @@ function positiveInt(text: string | undefined, what: string, min: number, max: n
   return Number(text);
 }
 
-/** Reads the guest's name and vdispl devices from an xl.cfg-style file. */
-export function loadConfig(file: string): { name: string; devices: VdisplDeviceSpec[] } {
+/**
+ * A VNC password from a file: the 8 (or 16) bytes `vncpasswd` writes (TigerVNC's PasswordFile
+ * format, DES-obfuscated), or else the file's first line as plain text.
+ */
+export function readVncPassword(file: string): string {
+  let b: Buffer;
+  try {
+    b = readFileSync(file);
+  } catch (e) {
+    throw new UsageError(`cannot read the VNC password file ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  if ((b.length === 8 || b.length === 16) && b.some((c) => c < 0x20 || c > 0x7e)) return deobfuscateVncPassword(b.subarray(0, 8));
+  const line = b.toString('utf8').split(/\r?\n/)[0] ?? '';
+  if (line === '') throw new UsageError(`the VNC password file ${file} is empty`);
+  return line;
+}
+
+/** Reads the guest's name, vdispl devices and vncpasswd (xl.cfg's key) from an xl.cfg-style file. */
+export function loadConfig(file: string): { name: string; devices: VdisplDeviceSpec[]; vncPassword?: string } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -51,7 +73,9 @@ export function loadConfig(file: string): { name: string; devices: VdisplDeviceS
     const devices = vdisplDevicesFromConfig(cfg, file);
     if (devices.length === 0) throw new UsageError(`${file}: no vdispl = [ ... ] devices`);
     const name = cfg.get('name');
-    return { name: typeof name === 'string' && name !== '' ? name : 'guest', devices };
+    const pw = cfg.get('vncpasswd');
+    if (pw !== undefined && typeof pw !== 'string') throw new UsageError(`${file}: vncpasswd must be a string`);
+    return { name: typeof name === 'string' && name !== '' ? name : 'guest', devices, ...(pw ? { vncPassword: pw } : {}) };
   } catch (e) {
     if (e instanceof XlConfigError || e instanceof VdisplSpecError) throw new UsageError(e.message);
     throw e;
@@ -71,12 +95,15 @@ export async function runCommand(kind: 'run' | 'demo', o: RunCommandOptions, io:
   let program: string;
   let viewerPort: number | undefined;
   let frames: number | undefined;
+  let vnc: { basePort: number; password?: string | undefined } | undefined;
   try {
     if (kind === 'run' && (!o.config || !o.guest)) throw new UsageError('run needs --config FILE and --guest MODULE');
+    let vncPassword: string | undefined;
     if (o.config) {
       const c = loadConfig(o.config);
       devices = c.devices;
       name = c.name;
+      vncPassword = c.vncPassword;
     } else {
       devices = demoDevices(o.beAlloc ?? false);
     }
@@ -85,6 +112,13 @@ export async function runCommand(kind: 'run' | 'demo', o: RunCommandOptions, io:
     const wantViewer = kind === 'demo' ? !o.headless : (o.viewer ?? false);
     viewerPort = wantViewer ? port : undefined;
     frames = positiveInt(o.frames, '--frames', 1, 1e9);
+    if (!o.vnc && (o.vncPort !== undefined || o.vncPasswordFile !== undefined)) throw new UsageError(`${o.vncPort !== undefined ? '--vnc-port' : '--vnc-password-file'} needs --vnc`);
+    if (o.vnc) {
+      const count = Math.max(...devices.map((d) => d.connectors.length));
+      const basePort = positiveInt(o.vncPort, '--vnc-port', 0, 65536 - count) ?? DEFAULT_VNC_PORT;
+      if (o.vncPasswordFile !== undefined) vncPassword = readVncPassword(o.vncPasswordFile);
+      vnc = { basePort, password: vncPassword };
+    }
   } catch (e) {
     if (e instanceof UsageError) {
       io.stderr(`vdispl ${kind}: ${e.message}\n`);
@@ -92,6 +126,6 @@ export async function runCommand(kind: 'run' | 'demo', o: RunCommandOptions, io:
     }
     throw e;
   }
-  const r = await runSession({ guestName: name, devices, program, viewerPort, snapshotDir: o.snapshot, frames, json: o.json ?? false, io, interrupt });
+  const r = await runSession({ guestName: name, devices, program, viewerPort, vnc, snapshotDir: o.snapshot, frames, json: o.json ?? false, io, interrupt });
   return r.code;
 }

@@ -1,7 +1,7 @@
 /**
  * `vdispl run` / `vdispl demo`: boots the emulated machine (XenStore, toolstack), a display
- * backend in dom0 presenting into the viewer feed, and one guest running a guest program; shows
- * figures, serves the browser viewer, writes PNG snapshots, and shuts everything down cleanly
+ * backend in dom0 presenting into the viewer feed (and the VNC server), and one guest running a
+ * guest program; shows figures, serves the browser viewer and VNC, writes PNG snapshots, and shuts everything down cleanly
  * (the guest closes its device, the backend releases everything) on Ctrl-C, after N frames, or
  * when the guest program ends, then checks that the hypervisor's accounting is back where it
  * started.
@@ -10,11 +10,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { DisplayBackend } from '../back/backend.js';
+import type { Presenter } from '../back/presenter.js';
+import { TeePresenter } from '../back/tee-presenter.js';
 import type { DomainExit } from '../hypervisor/domain-context.js';
 import type { MachineAccounting } from '../hypervisor/accounting.js';
 import { framePng } from '../present/png.js';
 import { type ConnectorFigures, ViewerFeed } from '../present/viewer-feed.js';
 import { ViewerServer } from '../present/viewer-server.js';
+import { VncServer } from '../present/vnc-server.js';
 import { Toolstack } from '../toolstack/toolstack.js';
 import { percentile } from './percentile.js';
 import type { VdisplDeviceSpec } from '../toolstack/vdispl-spec.js';
@@ -34,6 +37,8 @@ export interface SessionOptions {
   readonly programArgs?: unknown;
   /** Serve the viewer on this port (0: any free one); undefined: no viewer. */
   readonly viewerPort?: number | undefined;
+  /** Serve VNC: connector n on basePort + n (0: any free ports), with VNC authentication if a password is given. */
+  readonly vnc?: { readonly basePort: number; readonly password?: string | undefined } | undefined;
   readonly snapshotDir?: string | undefined;
   /** Stop once every connector presented this many frames. */
   readonly frames?: number | undefined;
@@ -44,7 +49,7 @@ export interface SessionOptions {
   /** Figures every this many ms (default 1000). */
   readonly intervalMs?: number;
   /** Called once the guest is started (for tools that watch a session: the benchmarks). */
-  readonly onReady?: (s: { readonly feed: ViewerFeed; readonly viewerUrl: string | undefined; readonly guestDomid: number }) => void;
+  readonly onReady?: (s: { readonly feed: ViewerFeed; readonly viewerUrl: string | undefined; readonly vnc: VncServer | undefined; readonly guestDomid: number }) => void;
 }
 
 interface GuestFigures {
@@ -103,7 +108,21 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
     machine: { memoryMiB: 512, log: (_d, name, text) => printLog(`[${name}] ${text}`) },
   });
   const feed = new ViewerFeed({ nameOf: (i) => `${o.guestName}/${i.uniqueId}`, log: printLog });
-  const backend = await DisplayBackend.start({ platform: ts.dom0, presenter: feed, log: (t) => printLog(`[backend] ${t}`) });
+  let vnc: VncServer | undefined;
+  if (o.vnc) {
+    const connectors = o.devices[0]!.connectors.map((c) => ({ name: `${o.guestName}/${c.uniqueId}`, width: c.width, height: c.height }));
+    try {
+      vnc = await VncServer.start({ connectors, basePort: o.vnc.basePort, password: o.vnc.password, log: printLog });
+    } catch (e) {
+      const last = o.vnc.basePort === 0 ? '' : `-${o.vnc.basePort + connectors.length - 1}`;
+      io.stderr(`vdispl: cannot serve VNC on 127.0.0.1:${o.vnc.basePort}${last}: ${e instanceof Error ? e.message : String(e)}\n`);
+      await feed.close();
+      await ts.close();
+      return { code: 1, leaks: [] };
+    }
+  }
+  const presenter: Presenter = vnc ? new TeePresenter([feed, vnc]) : feed;
+  const backend = await DisplayBackend.start({ platform: ts.dom0, presenter, log: (t) => printLog(`[backend] ${t}`) });
   let viewer: ViewerServer | undefined;
   if (o.viewerPort !== undefined) {
     try {
@@ -111,6 +130,7 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
     } catch (e) {
       io.stderr(`vdispl: cannot serve the viewer on 127.0.0.1:${o.viewerPort}: ${e instanceof Error ? e.message : String(e)}\n`);
       await backend.stop();
+      await vnc?.close();
       await feed.close();
       await ts.close();
       return { code: 1, leaks: [] };
@@ -135,28 +155,35 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
     vdispl: o.devices,
   });
 
-  o.onReady?.({ feed, viewerUrl: viewer?.url, guestDomid: guest.domid });
+  o.onReady?.({ feed, viewerUrl: viewer?.url, vnc, guestDomid: guest.domid });
   const expected = o.devices.reduce((n, d) => n + d.connectors.length, 0);
   if (viewer) io.stdout(`viewer: ${viewer.url}\n`);
+  for (const p of vnc?.ports() ?? []) io.stdout(`vnc: ${p.name} on 127.0.0.1:${p.port} (vncviewer 127.0.0.1::${p.port})${vnc!.password ? ', password required' : ''}\n`);
   io.stdout(`guest ${o.guestName} (d${guest.domid}): ${o.devices.flatMap((d) => d.connectors.map((c) => `${c.uniqueId} ${c.width}x${c.height}`)).join(', ')}${o.devices.some((d) => d.beAlloc) ? ', backend-allocated buffers' : ''}; Ctrl-C to stop\n`);
 
   const started = performance.now();
-  let last = { t: started, presented: new Map<number, number>(), painted: new Map<number, number>() };
+  let last = { t: started, presented: new Map<number, number>(), painted: new Map<number, number>(), vncUpdates: new Map<number, number>() };
   const figuresLines = (overall = false): { lines: string[]; json: unknown } => {
     const now = performance.now();
-    if (overall) last = { t: started, presented: new Map(), painted: new Map() };
+    if (overall) last = { t: started, presented: new Map(), painted: new Map(), vncUpdates: new Map() };
+    const vncFigs = vnc?.figures() ?? [];
     const dt = (now - last.t) / 1000;
     const figs: ConnectorFigures[] = feed.figures();
     const rows = figs.map((f, i) => {
       const g = guestFigures.get(i);
       const fps = dt > 0 ? (f.presented - (last.presented.get(f.id) ?? 0)) / dt : 0;
       const paintFps = dt > 0 ? (f.painted - (last.painted.get(f.id) ?? 0)) / dt : 0;
-      return { name: f.name, width: f.width, height: f.height, format: f.format, fps, flips: f.presented, flipP50Ms: g?.p50 ?? 0, flipP99Ms: g?.p99 ?? 0, viewerFps: paintFps, painted: f.painted, skipped: f.skipped, paintP50Ms: percentile(f.latencies.slice(-120).sort((a, b) => a - b), 0.5), viewerBytes: f.bytes, viewerEncodeMs: Math.round(f.encodeMs * 10) / 10 };
+      const row = { name: f.name, width: f.width, height: f.height, format: f.format, fps, flips: f.presented, flipP50Ms: g?.p50 ?? 0, flipP99Ms: g?.p99 ?? 0, viewerFps: paintFps, painted: f.painted, skipped: f.skipped, paintP50Ms: percentile(f.latencies.slice(-120).sort((a, b) => a - b), 0.5), viewerBytes: f.bytes, viewerEncodeMs: Math.round(f.encodeMs * 10) / 10 };
+      const v = vncFigs[i];
+      if (!v) return row;
+      const vncFps = dt > 0 ? (v.updates - (last.vncUpdates.get(i) ?? 0)) / dt : 0;
+      return { ...row, vncClients: v.clients, vncFps, vncUpdates: v.updates, vncP50Ms: percentile(v.latencies.slice(-120).sort((a, b) => a - b), 0.5), vncBytes: v.bytes, vncEncodeMs: Math.round(v.encodeMs * 10) / 10 };
     });
-    last = { t: now, presented: new Map(figs.map((f) => [f.id, f.presented])), painted: new Map(figs.map((f) => [f.id, f.painted])) };
+    last = { t: now, presented: new Map(figs.map((f) => [f.id, f.presented])), painted: new Map(figs.map((f) => [f.id, f.painted])), vncUpdates: new Map(vncFigs.map((v, i) => [i, v.updates])) };
     const lines = rows.map((r) => {
       const v = viewer ? `  viewer ${fmt(r.viewerFps, 0)} fps, paint ${fmt(r.paintP50Ms)} ms, skipped ${r.skipped}` : '';
-      return `  ${r.name.padEnd(20)} ${`${r.width}x${r.height}`.padEnd(10)} ${r.format.padEnd(9)} ${fmt(r.fps).padStart(5)} fps  flip p50 ${fmt(r.flipP50Ms, 2)} ms p99 ${fmt(r.flipP99Ms, 2)} ms  ${r.flips} frames${v}`;
+      const n = 'vncClients' in r ? `  vnc ${r.vncClients} client${r.vncClients === 1 ? '' : 's'}${r.vncClients > 0 ? ` ${fmt(r.vncFps, 0)} fps, sent ${fmt(r.vncP50Ms)} ms after the flip` : ''}` : '';
+      return `  ${r.name.padEnd(20)} ${`${r.width}x${r.height}`.padEnd(10)} ${r.format.padEnd(9)} ${fmt(r.fps).padStart(5)} fps  flip p50 ${fmt(r.flipP50Ms, 2)} ms p99 ${fmt(r.flipP99Ms, 2)} ms  ${r.flips} frames${v}${n}`;
     });
     return { lines, json: { t: Math.round(now - started), connectors: rows } };
   };
@@ -220,6 +247,7 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
   port1.close();
   await backend.stop();
   await viewer?.close();
+  await vnc?.close();
   await feed.close();
   // The backend releases asynchronously: give it a moment to let go of the last grants.
   let leaks = leaksAfter(ts, base);

@@ -1,0 +1,252 @@
+/**
+ * One RFB FramebufferUpdate for one client of one connector, as an UpdateCodec (it runs in the
+ * encoder worker, frame-encoder.ts). Damage is the viewer's: 64x64 tiles of the frame, in the
+ * guest's own format, compared with a shadow copy of what the client has (tiles.ts). The changed
+ * tiles inside the requested area are copied into the shadow, then encoded from the shadow (the
+ * guest may be drawing meanwhile), in the client's pixel format:
+ *
+ * - a tile equal to a tile sent earlier in the same update goes as CopyRect when the client
+ *   accepts it (with Zlib and ZRLE only tiles of more than one colour: one colour compresses to
+ *   next to nothing anyway);
+ * - the other tiles are merged into rectangles (runs along a row of tiles, then equal runs of
+ *   consecutive rows) and sent as Raw, Zlib or ZRLE, the last two on the connection's own zlib
+ *   streams (one each, kept for the whole connection, in the codec's state).
+ *
+ * Pseudo-rectangles given by the caller (DesktopSize, ExtendedDesktopSize) come first. With
+ * LastRect the count is 0xFFFF and the update ends with a LastRect rectangle. An update with
+ * nothing in it is an empty message: the caller keeps the client's request for the next frame.
+ */
+import type { UpdateCodec, UpdateResult } from '../frame-encoder.js';
+import { changedTiles, copyTiles, type Raster, type Rect, TILE } from '../tiles.js';
+import { ClientPixels } from './client-pixels.js';
+import { PixelWriter, type RfbPixelFormat } from './pixel-format.js';
+import { ENCODING_COPY_RECT, ENCODING_RAW, ENCODING_ZLIB, ENCODING_ZRLE, PSEUDO_LAST_RECT, putRectHeader, RECT_HEADER_BYTES, SERVER_FRAMEBUFFER_UPDATE } from './protocol.js';
+import { zrleData } from './zrle.js';
+import { ZStream } from './zstream.js';
+
+export type PixelEncoding = typeof ENCODING_RAW | typeof ENCODING_ZLIB | typeof ENCODING_ZRLE;
+
+export interface RfbUpdateParams {
+  readonly pf: RfbPixelFormat;
+  readonly encoding: PixelEncoding;
+  readonly copyRect: boolean;
+  readonly lastRect: boolean;
+  /** zlib level for the connection's streams (used when a stream is created). */
+  readonly zlibLevel: number;
+  /** Send every tile of `area`, changed or not (a non-incremental request). */
+  readonly full: boolean;
+  /** The area asked for, in framebuffer coordinates (clipped to the frame). */
+  readonly area: Rect;
+  /** Encoded pseudo-rectangles to send first. */
+  readonly pseudo: readonly Uint8Array[];
+}
+
+export interface RfbSlotState {
+  /** What the client has, in the frame's format; `key` is the geometry it is valid for. */
+  shadow: { readonly key: string; readonly data: Uint8Array } | undefined;
+  zlib: ZStream | undefined;
+  zrle: ZStream | undefined;
+}
+
+interface Copy {
+  readonly dst: Rect;
+  readonly src: Rect;
+}
+
+function intersect(a: Rect, b: Rect): Rect | undefined {
+  const x = Math.max(a.x, b.x);
+  const y = Math.max(a.y, b.y);
+  const x1 = Math.min(a.x + a.w, b.x + b.w);
+  const y1 = Math.min(a.y + a.h, b.y + b.h);
+  return x1 > x && y1 > y ? { x, y, w: x1 - x, h: y1 - y } : undefined;
+}
+
+function allTiles(width: number, height: number): Rect[] {
+  const out: Rect[] = [];
+  for (let y = 0; y < height; y += TILE) for (let x = 0; x < width; x += TILE) out.push({ x, y, w: Math.min(TILE, width - x), h: Math.min(TILE, height - y) });
+  return out;
+}
+
+/** FNV-1a over the bytes of `r`, and whether all its pixels are equal. */
+function tileDigest(raster: Raster, r: Rect): { hash: number; uniform: boolean } {
+  const cpp = raster.format.bpp / 8;
+  const f = Math.floor(r.x * cpp);
+  const t = Math.ceil((r.x + r.w) * cpp);
+  const d = raster.data;
+  let h = 0x811c9dc5;
+  let uniform = Number.isInteger(cpp);
+  const first = r.y * raster.pitch + f;
+  for (let y = r.y; y < r.y + r.h; y++) {
+    const o = y * raster.pitch;
+    for (let i = o + f; i < o + t; i++) {
+      const b = d[i]!;
+      h = Math.imul(h ^ b, 0x01000193);
+      if (uniform && b !== d[first + ((i - o - f) % cpp)]) uniform = false;
+    }
+  }
+  return { hash: h >>> 0, uniform };
+}
+
+function sameBytes(raster: Raster, a: Rect, b: Rect): boolean {
+  if (a.w !== b.w || a.h !== b.h) return false;
+  const cpp = raster.format.bpp / 8;
+  const n = Math.ceil(a.w * cpp);
+  const d = raster.data;
+  // Whole pixels only: formats of a fractional byte per pixel never get here with a mismatch in phase.
+  if (Math.floor(a.x * cpp) !== a.x * cpp || Math.floor(b.x * cpp) !== b.x * cpp) return false;
+  const buf = Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+  for (let y = 0; y < a.h; y++) {
+    const pa = (a.y + y) * raster.pitch + a.x * cpp;
+    const pb = (b.y + y) * raster.pitch + b.x * cpp;
+    if (buf.compare(buf, pa, pa + n, pb, pb + n) !== 0) return false;
+  }
+  return true;
+}
+
+/** Splits `rects` (tiles, in row order) into CopyRects from earlier tiles and tiles to encode. */
+function findCopies(raster: Raster, rects: readonly Rect[], skipUniform: boolean): { pixels: Rect[]; copies: Copy[] } {
+  const seen = new Map<number, Rect[]>();
+  const pixels: Rect[] = [];
+  const copies: Copy[] = [];
+  for (const r of rects) {
+    const { hash, uniform } = tileDigest(raster, r);
+    if (uniform && skipUniform) {
+      pixels.push(r);
+      continue;
+    }
+    const candidates = seen.get(hash);
+    const src = candidates?.find((c) => sameBytes(raster, c, r));
+    if (src) copies.push({ dst: r, src });
+    else {
+      pixels.push(r);
+      if (candidates) candidates.push(r);
+      else seen.set(hash, [r]);
+    }
+  }
+  return { pixels, copies };
+}
+
+/** Merges tiles into rectangles: adjacent tiles of one row, then equal runs of consecutive rows. */
+export function mergeTiles(rects: readonly Rect[]): Rect[] {
+  const runs: Rect[] = [];
+  for (const r of rects) {
+    const last = runs[runs.length - 1];
+    if (last && last.y === r.y && last.h === r.h && last.x + last.w === r.x) runs[runs.length - 1] = { ...last, w: last.w + r.w };
+    else runs.push(r);
+  }
+  const out: Rect[] = [];
+  const open = new Map<string, number>();
+  for (const r of runs) {
+    const k = `${r.x}/${r.w}`;
+    const i = open.get(k);
+    const prev = i === undefined ? undefined : out[i];
+    if (prev && prev.y + prev.h === r.y) out[i!] = { ...prev, h: prev.h + r.h };
+    else {
+      open.set(k, out.length);
+      out.push(r);
+    }
+  }
+  return out;
+}
+
+function streamFor(state: RfbSlotState, which: 'zlib' | 'zrle', level: number): ZStream {
+  let s = state[which];
+  if (!s) {
+    s = new ZStream(level);
+    state[which] = s;
+  }
+  return s;
+}
+
+async function encodeRects(settled: Raster, rects: readonly Rect[], p: RfbUpdateParams, state: RfbSlotState): Promise<Uint8Array[]> {
+  const pixels = new ClientPixels(settled.format, p.pf);
+  const raw = new PixelWriter(p.pf);
+  const cpixel = p.encoding === ENCODING_ZRLE ? new PixelWriter(p.pf, true) : raw;
+  const parts: Promise<Uint8Array>[] = [];
+  for (const r of rects) {
+    const head = new Uint8Array(RECT_HEADER_BYTES + (p.encoding === ENCODING_RAW ? 0 : 4));
+    putRectHeader(head, 0, r.x, r.y, r.w, r.h, p.encoding);
+    const values = pixels.read(settled, r);
+    parts.push(Promise.resolve(head));
+    if (p.encoding === ENCODING_RAW) {
+      parts.push(Promise.resolve(raw.bytes(values)));
+      continue;
+    }
+    const data = p.encoding === ENCODING_ZLIB ? raw.bytes(values) : zrleData(values, r.w, r.h, cpixel);
+    // Compressions are queued in order on the stream; the length goes in the header once known.
+    parts.push(
+      streamFor(state, p.encoding === ENCODING_ZLIB ? 'zlib' : 'zrle', p.zlibLevel)
+        .compress(data)
+        .then((z) => {
+          new DataView(head.buffer).setUint32(RECT_HEADER_BYTES, z.length);
+          return z;
+        }),
+    );
+  }
+  return Promise.all(parts);
+}
+
+async function update(raster: Raster, prev: RfbSlotState | undefined, p: RfbUpdateParams): Promise<UpdateResult<RfbSlotState>> {
+  const state: RfbSlotState = prev ?? { shadow: undefined, zlib: undefined, zrle: undefined };
+  const key = `${raster.width}x${raster.height}/${raster.format.fourcc}/${raster.pitch}`;
+  const same = state.shadow?.key === key ? state.shadow.data : undefined;
+  const whole: Rect = { x: 0, y: 0, w: raster.width, h: raster.height };
+  // Without a shadow for this geometry the client's copy is unknown: everything goes.
+  const area = same ? intersect(p.area, whole) : whole;
+  const tiles = !area ? [] : same && !p.full ? changedTiles(raster, same) : allTiles(raster.width, raster.height);
+  const rects: Rect[] = [];
+  if (area) for (const t of tiles) {
+    const r = intersect(t, area);
+    if (r) rects.push(r);
+  }
+  let data: Uint8Array;
+  if (same) {
+    copyTiles(raster, same, rects);
+    data = same;
+  } else {
+    data = raster.data.slice();
+    state.shadow = { key, data };
+  }
+  const settled: Raster = { ...raster, data };
+  const { pixels, copies } = p.copyRect ? findCopies(settled, rects, p.encoding !== ENCODING_RAW) : { pixels: rects, copies: [] as Copy[] };
+  const merged = mergeTiles(pixels);
+  const count = p.pseudo.length + merged.length + copies.length;
+  if (count === 0) return { msg: new Uint8Array(0), state, tiles: 0 };
+  const body = await encodeRects(settled, merged, p, state);
+  let size = 4 + (p.lastRect ? RECT_HEADER_BYTES : 0) + copies.length * (RECT_HEADER_BYTES + 4);
+  for (const b of p.pseudo) size += b.length;
+  for (const b of body) size += b.length;
+  const msg = new Uint8Array(size);
+  const dv = new DataView(msg.buffer);
+  msg[0] = SERVER_FRAMEBUFFER_UPDATE;
+  dv.setUint16(2, p.lastRect ? 0xffff : count);
+  let o = 4;
+  for (const b of p.pseudo) {
+    msg.set(b, o);
+    o += b.length;
+  }
+  for (const b of body) {
+    msg.set(b, o);
+    o += b.length;
+  }
+  for (const c of copies) {
+    o = putRectHeader(msg, o, c.dst.x, c.dst.y, c.dst.w, c.dst.h, ENCODING_COPY_RECT);
+    dv.setUint16(o, c.src.x);
+    dv.setUint16(o + 2, c.src.y);
+    o += 4;
+  }
+  if (p.lastRect) putRectHeader(msg, o, 0, 0, 0, 0, PSEUDO_LAST_RECT);
+  return { msg, state, tiles: merged.length + copies.length };
+}
+
+/** The VNC codec (frame-encoder.ts). */
+export const rfbCodec: UpdateCodec<RfbUpdateParams, RfbSlotState> = {
+  update,
+  dispose: (s) => {
+    s.zlib?.close();
+    s.zrle?.close();
+  },
+};
+
+/** Where a worker finds it. */
+export const RFB_CODEC = { module: import.meta.url, name: 'rfbCodec' } as const;

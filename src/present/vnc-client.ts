@@ -1,0 +1,390 @@
+/**
+ * One VNC client of one connector: the RFB session over its socket. The handshake and the
+ * message parser are pure (rfb/handshake.ts, rfb/client-messages.ts); this file decides what to
+ * send when.
+ *
+ * Updates are pushed by flips, never polled: a flip marks the connector changed and every client
+ * that may receive an update (it asked with FramebufferUpdateRequest, or turned on continuous
+ * updates) gets one computed from the newest frame, in the encoder worker (rfb/rfb-update.ts).
+ * A client has at most one update being computed, and none while the socket still holds unsent
+ * bytes: a slow client gets the newest frame when it has taken the last one, never a backlog,
+ * and its memory is at most one update. Messages that must keep their place in the stream (fence
+ * answers, EndOfContinuousUpdates) wait behind the update being computed.
+ *
+ * Anything wrong from the client (a malformed or unknown message, a limit exceeded, a socket that
+ * has taken nothing for `stallMs`) ends that client only, with one log line.
+ */
+import type { Socket } from 'node:net';
+import type { Frame } from '../back/presenter.js';
+import type { FrameEncoder } from './frame-encoder.js';
+import { type ClientMessage, MAX_MESSAGE_BYTES, parseClientMessage, RfbProtocolError } from './rfb/client-messages.js';
+import { RfbHandshake } from './rfb/handshake.js';
+import { checkPixelFormat, describePixelFormat, nativePixelFormat, type RfbPixelFormat } from './rfb/pixel-format.js';
+import {
+  desktopSizeRect,
+  EDS_REASON_CLIENT,
+  EDS_REASON_SERVER,
+  EDS_STATUS_OK,
+  EDS_STATUS_PROHIBITED,
+  ENCODING_COPY_RECT,
+  ENCODING_RAW,
+  ENCODING_ZLIB,
+  ENCODING_ZRLE,
+  endOfContinuousUpdates,
+  extendedDesktopSizeRect,
+  FENCE_REQUEST,
+  FENCE_SUPPORTED,
+  PSEUDO_COMPRESS_LEVEL_0,
+  PSEUDO_COMPRESS_LEVEL_9,
+  PSEUDO_CONTINUOUS_UPDATES,
+  PSEUDO_DESKTOP_SIZE,
+  PSEUDO_EXTENDED_DESKTOP_SIZE,
+  PSEUDO_FENCE,
+  PSEUDO_LAST_RECT,
+  type RfbVersion,
+  serverFence,
+  serverInit,
+} from './rfb/protocol.js';
+import type { PixelEncoding, RfbUpdateParams } from './rfb/rfb-update.js';
+import type { Rect } from './tiles.js';
+
+/** What a client needs of its connector (vnc-server.ts). */
+export interface VncSource {
+  readonly name: string;
+  /** The frame to show and its visible size, or undefined (nothing shown: black). */
+  current(): { frame: Frame; width: number; height: number } | undefined;
+  /** The size shown: the mode's, or the connector's configured size when there is none. */
+  size(): { width: number; height: number };
+  /** Increments on every flip and mode change. */
+  readonly seq: number;
+  readonly flipTime: number;
+  /** A black frame of this size (for a connector that shows nothing). */
+  black(width: number, height: number): Frame;
+  /** A client asked for exclusive access (shared flag 0): the others go. */
+  exclusive(client: VncClient): void;
+  removed(client: VncClient): void;
+}
+
+export interface VncClientOptions {
+  readonly encoder: FrameEncoder<RfbUpdateParams>;
+  readonly password?: string | undefined;
+  readonly log: (text: string) => void;
+  /** A client whose socket takes nothing for this long is disconnected (default 10 s). */
+  readonly stallMs?: number;
+  readonly slot: string;
+  /** Called with each update sent: bytes, encode ms and flip-to-written latency (ms). */
+  readonly onUpdate?: (bytes: number, encodeMs: number, latencyMs: number) => void;
+}
+
+const HANDSHAKE_LIMIT = 4096;
+const DEFAULT_ZLIB_LEVEL = 1;
+
+function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function clip(a: Rect, w: number, h: number): Rect | undefined {
+  const x1 = Math.min(a.x + a.w, w);
+  const y1 = Math.min(a.y + a.h, h);
+  return x1 > a.x && y1 > a.y ? { x: a.x, y: a.y, w: x1 - a.x, h: y1 - a.y } : undefined;
+}
+
+function union(a: Rect | undefined, b: Rect): Rect {
+  if (!a) return b;
+  const x = Math.min(a.x, b.x);
+  const y = Math.min(a.y, b.y);
+  return { x, y, w: Math.max(a.x + a.w, b.x + b.w) - x, h: Math.max(a.y + a.h, b.y + b.h) - y };
+}
+
+export class VncClient {
+  readonly peer: string;
+  private readonly handshake: RfbHandshake;
+  private inbox: Uint8Array = new Uint8Array(0);
+  private handshakeBytes = 0;
+  private ready = false;
+  private closed = false;
+  version: RfbVersion | undefined;
+  shared = true;
+  pf: RfbPixelFormat = nativePixelFormat(undefined);
+  /** The framebuffer size the client knows. */
+  width = 0;
+  height = 0;
+  private encoding: PixelEncoding = ENCODING_RAW;
+  private copyRect = false;
+  private lastRect = false;
+  private desktopSize = false;
+  private extendedDesktopSize = false;
+  private zlibLevel = DEFAULT_ZLIB_LEVEL;
+  private fenceSent = false;
+  private cuAnnounced = false;
+  private cuSupported = false;
+  /** Continuous updates: the area pushed on every change. */
+  private cu: Rect | undefined;
+  /** The area asked for by FramebufferUpdateRequest since the last update, and whether whole. */
+  private request: { area: Rect; full: boolean } | undefined;
+  private pseudo: Uint8Array[] = [];
+  /** The source seq the last update was computed from (nothing to do until it changes). */
+  private lastSeq = -1;
+  private busy = false;
+  /** Control messages waiting behind the update being computed. */
+  private after: Uint8Array[] = [];
+  private stallTimer: NodeJS.Timeout | undefined;
+  private clippedLogged = false;
+  /** Updates sent. */
+  updates = 0;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly source: VncSource,
+    private readonly o: VncClientOptions,
+  ) {
+    this.peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.handshake = new RfbHandshake({ password: o.password });
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => this.receive(d));
+    socket.on('drain', () => this.drained());
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.end(undefined));
+    this.write(this.handshake.greeting());
+  }
+
+  private get label(): string {
+    return `vnc ${this.source.name}: client ${this.peer}`;
+  }
+
+  /** Ends the session; `why` (if any) is logged as the one line saying so. */
+  end(why: string | undefined): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (why) this.o.log(`${this.label}: ${why}; disconnected`);
+    clearTimeout(this.stallTimer);
+    this.socket.destroy();
+    this.o.encoder.forget(this.o.slot);
+    this.source.removed(this);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private write(b: Uint8Array): void {
+    if (this.closed) return;
+    this.socket.write(b);
+    if (this.socket.writableLength > 0 && !this.stallTimer) {
+      const ms = this.o.stallMs ?? 10_000;
+      this.stallTimer = setTimeout(() => this.end(`took none of ${this.socket.writableLength} bytes for ${ms} ms (not reading)`), ms);
+      this.stallTimer.unref();
+    }
+  }
+
+  private drained(): void {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    this.pump();
+  }
+
+  private receive(d: Buffer): void {
+    if (this.closed) return;
+    try {
+      if (!this.ready) {
+        this.handshakeBytes += d.length;
+        if (this.handshakeBytes > HANDSHAKE_LIMIT) throw new RfbProtocolError(`sent ${this.handshakeBytes} bytes during the handshake`);
+        const r = this.handshake.receive(d);
+        for (const b of r.send) this.write(b);
+        if (r.error) {
+          this.socket.end();
+          this.end(`handshake: ${r.error}`);
+          return;
+        }
+        if (!r.done) return;
+        this.start(r.done.version, r.done.shared);
+        if (this.closed) return;
+        this.consume(r.done.rest);
+        return;
+      }
+      this.consume(d);
+    } catch (e) {
+      if (e instanceof RfbProtocolError) this.end(e.message);
+      else this.end(`internal error: ${(e as Error).message}`);
+    }
+  }
+
+  private start(version: RfbVersion, shared: boolean): void {
+    this.ready = true;
+    this.version = version;
+    this.shared = shared;
+    if (!shared) this.source.exclusive(this);
+    const { width, height } = this.source.size();
+    this.width = width;
+    this.height = height;
+    this.pf = nativePixelFormat(this.source.current()?.frame.format);
+    this.write(serverInit(width, height, this.pf, this.source.name));
+    this.o.log(`${this.label}: connected (RFB ${version}${shared ? ', shared' : ', exclusive'}; ${width}x${height} ${describePixelFormat(this.pf)})`);
+  }
+
+  private consume(d: Uint8Array): void {
+    let buf: Uint8Array;
+    if (this.inbox.length === 0) buf = d;
+    else {
+      buf = new Uint8Array(this.inbox.length + d.length);
+      buf.set(this.inbox);
+      buf.set(d, this.inbox.length);
+    }
+    let o = 0;
+    while (o < buf.length && !this.closed) {
+      const m = parseClientMessage(buf.subarray(o));
+      if (!m) break;
+      o += m.size;
+      this.handle(m.msg);
+    }
+    // Only a partial message stays (the parser bounds what it waits for).
+    this.inbox = buf.slice(o);
+    if (this.inbox.length > MAX_MESSAGE_BYTES) throw new RfbProtocolError(`${this.inbox.length} bytes of one message`);
+    this.pump();
+  }
+
+  private handle(m: ClientMessage): void {
+    switch (m.type) {
+      case 'setPixelFormat':
+        checkPixelFormat(m.pf);
+        this.pf = m.pf;
+        return;
+      case 'setEncodings':
+        this.setEncodings(m.encodings);
+        return;
+      case 'updateRequest': {
+        if (this.cu && m.incremental) return;
+        const area = clip(m.area, this.width, this.height);
+        if (!area) return;
+        this.request = { area: union(this.request?.area, area), full: (this.request?.full ?? false) || !m.incremental };
+        return;
+      }
+      case 'key':
+      case 'pointer':
+      case 'cutText':
+        // displif carries no input and no clipboard: parsed (the stream stays in step) and dropped.
+        return;
+      case 'enableContinuousUpdates':
+        if (m.enable) {
+          this.cu = clip(m.area, this.width, this.height) ?? { x: 0, y: 0, w: this.width, h: this.height };
+          this.lastSeq = -1;
+        } else {
+          this.cu = undefined;
+          this.control(endOfContinuousUpdates());
+        }
+        return;
+      case 'fence':
+        // Messages are handled strictly in order, so every flag is honoured by answering in place.
+        if (m.flags & FENCE_REQUEST) this.control(serverFence(m.flags & FENCE_SUPPORTED, m.payload));
+        return;
+      case 'setDesktopSize':
+        // The guest's mode is the guest's to set: refused, and said so as the extension asks.
+        if (this.extendedDesktopSize) this.pseudo.push(extendedDesktopSizeRect(EDS_REASON_CLIENT, EDS_STATUS_PROHIBITED, this.width, this.height));
+        return;
+    }
+  }
+
+  private setEncodings(list: readonly number[]): void {
+    const has = (e: number): boolean => list.includes(e);
+    this.encoding = list.find((e): e is PixelEncoding => e === ENCODING_ZRLE || e === ENCODING_ZLIB || e === ENCODING_RAW) ?? ENCODING_RAW;
+    this.copyRect = has(ENCODING_COPY_RECT);
+    this.lastRect = has(PSEUDO_LAST_RECT);
+    this.desktopSize = has(PSEUDO_DESKTOP_SIZE);
+    const ext = has(PSEUDO_EXTENDED_DESKTOP_SIZE);
+    // The extension asks the server to tell a client its layout as soon as it says it understands it.
+    if (ext && !this.extendedDesktopSize) this.pseudo.push(extendedDesktopSizeRect(EDS_REASON_SERVER, EDS_STATUS_OK, this.width, this.height));
+    this.extendedDesktopSize = ext;
+    const level = list.find((e) => e >= PSEUDO_COMPRESS_LEVEL_0 && e <= PSEUDO_COMPRESS_LEVEL_9);
+    this.zlibLevel = level === undefined ? DEFAULT_ZLIB_LEVEL : level - PSEUDO_COMPRESS_LEVEL_0;
+    this.cuSupported = has(PSEUDO_CONTINUOUS_UPDATES);
+    if (this.cuSupported && !this.cuAnnounced) {
+      // EndOfContinuousUpdates is how a server says it supports them.
+      this.cuAnnounced = true;
+      this.control(endOfContinuousUpdates());
+    }
+    if (has(PSEUDO_FENCE) && !this.fenceSent) {
+      // A fence request is how a server says it supports fences; the answer is not needed.
+      this.fenceSent = true;
+      this.control(serverFence(FENCE_REQUEST, new TextEncoder().encode('vdispl')));
+    }
+  }
+
+  /** Sends a control message in stream order (behind the update being computed). */
+  private control(b: Uint8Array): void {
+    if (this.busy) this.after.push(b);
+    else this.write(b);
+  }
+
+  /** The connector changed (flip or mode): maybe send an update. */
+  changed(): void {
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.closed || !this.ready || this.busy || this.socket.writableLength > 0) return;
+    const area = this.cu && this.request ? union(this.cu, this.request.area) : (this.cu ?? this.request?.area);
+    if (!area) return;
+    const size = this.source.size();
+    if (size.width !== this.width || size.height !== this.height) {
+      if (this.extendedDesktopSize || this.desktopSize) {
+        this.width = size.width;
+        this.height = size.height;
+        this.pseudo.push(this.extendedDesktopSize ? extendedDesktopSizeRect(EDS_REASON_SERVER, EDS_STATUS_OK, size.width, size.height) : desktopSizeRect(size.width, size.height));
+        // The new framebuffer is sent whole.
+        this.request = { area: { x: 0, y: 0, w: size.width, h: size.height }, full: true };
+        if (this.cu) this.cu = { x: 0, y: 0, w: size.width, h: size.height };
+        this.o.encoder.forget(this.o.slot);
+      } else if (!this.clippedLogged) {
+        this.clippedLogged = true;
+        this.o.log(`${this.label}: the display is now ${size.width}x${size.height}, but the client cannot be told (no DesktopSize): it keeps ${this.width}x${this.height}`);
+      }
+    }
+    const full = this.request?.full ?? false;
+    const seq = this.source.seq;
+    if (!full && this.pseudo.length === 0 && seq === this.lastSeq) return;
+    const cur = this.source.current();
+    const width = Math.min(cur?.width ?? this.width, this.width);
+    const height = Math.min(cur?.height ?? this.height, this.height);
+    const frame = cur?.frame ?? this.source.black(this.width, this.height);
+    const flipTime = this.source.flipTime;
+    const pseudo = this.pseudo;
+    this.pseudo = [];
+    const request = this.request;
+    const params: RfbUpdateParams = {
+      pf: this.pf,
+      encoding: this.encoding,
+      copyRect: this.copyRect,
+      lastRect: this.lastRect,
+      zlibLevel: this.zlibLevel,
+      full,
+      area: clip(area, width, height) ?? { x: 0, y: 0, w: 0, h: 0 },
+      pseudo,
+    };
+    this.busy = true;
+    this.lastSeq = seq;
+    this.o.encoder.encode({ slot: this.o.slot, frame, width, height, params }).then(
+      (r) => {
+        this.busy = false;
+        if (this.closed) return;
+        if (r.msg.length > 0) {
+          // The request is answered (a newer one, arrived meanwhile, is kept).
+          if (this.request === request) this.request = undefined;
+          this.updates++;
+          this.write(r.msg);
+          const sent = (): void => this.o.onUpdate?.(r.msg.length, r.encodeMs, now() - flipTime);
+          if (this.socket.writableLength === 0) sent();
+          else this.socket.once('drain', sent);
+        }
+        const after = this.after;
+        this.after = [];
+        for (const b of after) this.write(b);
+        this.pump();
+      },
+      (e: unknown) => {
+        this.busy = false;
+        // The zlib streams lived in the encoder: this client cannot be continued.
+        this.end(`encoding an update failed: ${e instanceof Error ? e.message : String(e)}`);
+      },
+    );
+  }
+}
