@@ -7,6 +7,7 @@ import { benchAbi } from './abi.bench.js';
 import { benchDisplif } from './displif.bench.js';
 import { benchHypervisor } from './hypervisor.bench.js';
 import { benchViewer } from './viewer.bench.js';
+import { benchVnc } from './vnc.bench.js';
 import { benchXenstore } from './xenstore.bench.js';
 import { machine, Report } from './harness.js';
 
@@ -23,6 +24,8 @@ process.stdout.write('\ndisplif\n');
 await benchDisplif(report, baselines);
 process.stdout.write('\nViewer (Chromium)\n');
 await benchViewer(report);
+process.stdout.write('\nVNC\n');
+await benchVnc(report);
 const out = fileURLToPath(new URL('./results.json', import.meta.url));
 report.write(out);
 process.stdout.write(`\nwrote ${out}\n`);

@@ -18,61 +18,12 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
-import { DEMO_PROGRAM, demoDevices } from '../src/cli/run-command.js';
-import type { ConnectorFigures, ViewerFeed } from '../src/present/viewer-feed.js';
-import { runSession } from '../src/run/session.js';
+import type { ConnectorFigures } from '../src/present/viewer-feed.js';
+import { sleep, startDemo, waitFrames } from './demo-session.js';
 import { percentiles, type Report, round } from './harness.js';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const WINDOW_MS = 6000;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-interface Running {
-  readonly feed: ViewerFeed;
-  readonly url: string | undefined;
-  readonly stop: () => Promise<number>;
-}
-
-async function startDemo(viewer: boolean): Promise<Running> {
-  let interrupt!: () => void;
-  const interrupted = new Promise<void>((r) => (interrupt = r));
-  let ready!: (s: { feed: ViewerFeed; viewerUrl: string | undefined }) => void;
-  const isReady = new Promise<{ feed: ViewerFeed; viewerUrl: string | undefined }>((r) => (ready = r));
-  const errors: string[] = [];
-  const done = runSession({
-    guestName: 'demo',
-    devices: demoDevices(false),
-    program: DEMO_PROGRAM,
-    viewerPort: viewer ? 0 : undefined,
-    json: true,
-    io: { stdout: () => undefined, stderr: (t) => errors.push(t), tty: false },
-    interrupt: interrupted,
-    onReady: ready,
-  });
-  const s = await Promise.race([isReady, done.then((r) => Promise.reject(new Error(`the demo ended at once (${r.code}): ${errors.join('')}`)))]);
-  return {
-    feed: s.feed,
-    url: s.viewerUrl,
-    stop: async () => {
-      interrupt();
-      const r = await done;
-      if (r.code !== 0) throw new Error(`the demo failed (${r.code}): ${errors.join('')}`);
-      return r.code;
-    },
-  };
-}
-
-/** Waits until every connector has presented (and, with `painted`, been painted) `n` frames. */
-async function waitFrames(feed: ViewerFeed, n: number, painted: boolean): Promise<void> {
-  const until = performance.now() + 30_000;
-  for (;;) {
-    const f = feed.figures();
-    if (f.length >= 2 && f.every((c) => c.presented >= n && (!painted || c.painted >= n))) return;
-    if (performance.now() > until) throw new Error(`the demo did not reach ${n} frames: ${JSON.stringify(f.map((c) => [c.name, c.presented, c.painted]))}`);
-    await sleep(50);
-  }
-}
-
 /** CPU ms (user + system) of process `pid` and its descendants, from /proc (0 where unreadable). */
 function treeCpuMs(pid: number): number {
   const tick = 1000 / 100; // USER_HZ is 100 on Linux
@@ -109,7 +60,7 @@ export async function benchViewer(report: Report): Promise<void> {
     return;
   }
   // Baseline: the demo without a viewer.
-  const headless = await startDemo(false);
+  const headless = await startDemo();
   await waitFrames(headless.feed, 60, false);
   const h0 = headless.feed.figures();
   const hc0 = cpuMs();
@@ -122,7 +73,7 @@ export async function benchViewer(report: Report): Promise<void> {
   const hFlips = h1.reduce((n, c, i) => n + c.presented - h0[i]!.presented, 0);
   const cpuPerFlip = hcpu / hFlips;
 
-  const run = await startDemo(true);
+  const run = await startDemo({ viewer: true });
   // A browser server, so its process (and the renderer and GPU processes under it) can be measured.
   const server = await chromium.launchServer({ executablePath: CHROMIUM, headless: true });
   const browserPid = server.process().pid ?? 0;

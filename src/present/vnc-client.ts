@@ -145,6 +145,7 @@ export class VncClient {
     socket.on('drain', () => this.drained());
     socket.on('error', () => undefined);
     socket.on('close', () => this.end(undefined));
+    socket.on('end', () => this.end(undefined));
     this.write(this.handshake.greeting());
   }
 
@@ -152,13 +153,22 @@ export class VncClient {
     return `vnc ${this.source.name}: client ${this.peer}`;
   }
 
-  /** Ends the session; `why` (if any) is logged as the one line saying so. */
-  end(why: string | undefined): void {
+  /**
+   * Ends the session with one log line (saying why, if it was the client's fault). `flush`: send
+   * what is queued first (a handshake failure's reason), else drop it.
+   */
+  end(why: string | undefined, flush = false): void {
     if (this.closed) return;
     this.closed = true;
-    if (why) this.o.log(`${this.label}: ${why}; disconnected`);
+    this.o.log(why ? `${this.label}: ${why}; disconnected` : `${this.label}: disconnected`);
     clearTimeout(this.stallTimer);
-    this.socket.destroy();
+    if (flush) {
+      this.socket.end();
+      // A client that does not take the last bytes does not keep the socket.
+      setTimeout(() => this.socket.destroy(), 2000).unref();
+    } else {
+      this.socket.destroy();
+    }
     this.o.encoder.forget(this.o.slot);
     this.source.removed(this);
   }
@@ -192,8 +202,7 @@ export class VncClient {
         const r = this.handshake.receive(d);
         for (const b of r.send) this.write(b);
         if (r.error) {
-          this.socket.end();
-          this.end(`handshake: ${r.error}`);
+          this.end(`handshake: ${r.error}`, true);
           return;
         }
         if (!r.done) return;
@@ -333,7 +342,6 @@ export class VncClient {
         // The new framebuffer is sent whole.
         this.request = { area: { x: 0, y: 0, w: size.width, h: size.height }, full: true };
         if (this.cu) this.cu = { x: 0, y: 0, w: size.width, h: size.height };
-        this.o.encoder.forget(this.o.slot);
       } else if (!this.clippedLogged) {
         this.clippedLogged = true;
         this.o.log(`${this.label}: the display is now ${size.width}x${size.height}, but the client cannot be told (no DesktopSize): it keeps ${this.width}x${this.height}`);

@@ -110,12 +110,11 @@ class Endpoint implements VncSource, ConnectorOutput {
   exclusive(client: VncClient): void {
     const others = [...this.clients].filter((c) => c !== client);
     if (others.length === 0) return;
-    this.vnc.log(`vnc ${this.name}: client ${client.peer} asked for exclusive access (shared flag 0): disconnecting ${others.length} other client(s)`);
-    for (const c of others) c.end(undefined);
+    for (const c of others) c.end(`another client (${client.peer}) asked for exclusive access (shared flag 0)`);
   }
 
   removed(client: VncClient): void {
-    if (this.clients.delete(client)) this.vnc.log(`vnc ${this.name}: client ${client.peer} disconnected`);
+    this.clients.delete(client);
   }
 
   accept(socket: Socket): void {

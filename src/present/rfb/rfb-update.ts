@@ -67,13 +67,27 @@ function allTiles(width: number, height: number): Rect[] {
   return out;
 }
 
-/** FNV-1a over the bytes of `r`, and whether all its pixels are equal. */
+/** A hash of the bytes of `r` (FNV-1a, over 32-bit words when the rows allow), and whether all its pixels are equal. */
 function tileDigest(raster: Raster, r: Rect): { hash: number; uniform: boolean } {
   const cpp = raster.format.bpp / 8;
-  const f = Math.floor(r.x * cpp);
-  const t = Math.ceil((r.x + r.w) * cpp);
   const d = raster.data;
   let h = 0x811c9dc5;
+  if (cpp === 4 && (d.byteOffset & 3) === 0 && (raster.pitch & 3) === 0) {
+    const u32 = new Uint32Array(d.buffer, d.byteOffset, d.byteLength >>> 2);
+    const first = u32[(r.y * raster.pitch) / 4 + r.x]!;
+    let uniform = true;
+    for (let y = r.y; y < r.y + r.h; y++) {
+      const o = (y * raster.pitch) / 4 + r.x;
+      for (let i = o; i < o + r.w; i++) {
+        const v = u32[i]!;
+        h = Math.imul(h ^ v, 0x01000193);
+        if (v !== first) uniform = false;
+      }
+    }
+    return { hash: h >>> 0, uniform };
+  }
+  const f = Math.floor(r.x * cpp);
+  const t = Math.ceil((r.x + r.w) * cpp);
   let uniform = Number.isInteger(cpp);
   const first = r.y * raster.pitch + f;
   for (let y = r.y; y < r.y + r.h; y++) {
