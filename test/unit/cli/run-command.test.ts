@@ -10,7 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decode } from 'fast-png';
+import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { readVncPassword, UsageError } from '../../../src/cli/run-command.js';
+import { obfuscateVncPassword } from '../../../src/present/rfb/des.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = join(ROOT, 'bin/vdispl.js');
@@ -62,6 +65,12 @@ describe('vdispl demo / run', () => {
     [['run', '--config', 'examples/hello.cfg', '--guest', 'missing.ts'], /^vdispl run: guest program missing\.ts: no such file\n$/],
     [['demo', '--frames', '0'], /^vdispl demo: --frames must be an integer from 1 to 1000000000, not "0"\n$/],
     [['demo', '--port', '70000'], /^vdispl demo: --port must be an integer from 0 to 65535, not "70000"\n$/],
+    [['demo', '--vnc-port', '6000'], /^vdispl demo: --vnc-port needs --vnc\n$/],
+    [['demo', '--vnc-password-file', 'pw'], /^vdispl demo: --vnc-password-file needs --vnc\n$/],
+    // Two connectors: the last port must exist too.
+    [['demo', '--vnc', '--vnc-port', '65535'], /^vdispl demo: --vnc-port must be an integer from 0 to 65534, not "65535"\n$/],
+    [['demo', '--vnc', '--vnc-port', 'x'], /^vdispl demo: --vnc-port must be an integer from 0 to 65534, not "x"\n$/],
+    [['demo', '--vnc', '--vnc-password-file', 'nope.txt'], /^vdispl demo: cannot read the VNC password file nope\.txt: no such file\n$/],
   ])('%j: one line on stderr and exit 2', async (args, message) => {
     const r = await vdispl(args);
     expect(r.code).toBe(2);
@@ -77,6 +86,28 @@ describe('vdispl demo / run', () => {
     expect(r.stdout).toContain('every grant, mapping, page and port released');
   }, 60_000);
 
+  it('demo --vnc --vnc-port 0 prints where each connector listens, and exits 0 with everything released', async () => {
+    const r = await vdispl(['demo', '--headless', '--vnc', '--vnc-port', '0', '--frames', '10']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^vnc: demo\/DP-1 on 127\.0\.0\.1:\d+ \(vncviewer 127\.0\.0\.1::\d+\)$/m);
+    expect(r.stdout).toMatch(/^vnc: demo\/DP-2 on 127\.0\.0\.1:\d+ /m);
+    expect(r.stdout).toContain('every grant, mapping, page and port released');
+  }, 60_000);
+
+  it('a VNC port in use is one line and exit 1', async () => {
+    const busy = createServer();
+    await new Promise<void>((res) => busy.listen(0, '127.0.0.1', res));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const r = await vdispl(['demo', '--headless', '--vnc', '--vnc-port', String(port), '--frames', '10']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`^vdispl: cannot serve VNC on 127\\.0\\.0\\.1:${port}-${port + 1}: listen EADDRINUSE.*\\n$`));
+    } finally {
+      busy.close();
+    }
+  }, 60_000);
+
   it('a guest program that does not load is one line and exit 1', async () => {
     const broken = join(mkdtempSync(join(tmpdir(), 'vdispl-guest-')), 'syntax-error.ts');
     writeFileSync(broken, 'export default async function main( {\n');
@@ -84,4 +115,30 @@ describe('vdispl demo / run', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^vdispl: cannot load the guest program file:.*syntax-error\.ts: .+\n$/);
   }, 60_000);
+});
+
+describe('readVncPassword', () => {
+  const file = (content: string | Uint8Array): string => {
+    const f = join(mkdtempSync(join(tmpdir(), 'vdispl-pw-')), 'pw');
+    writeFileSync(f, content);
+    return f;
+  };
+  it('reads the first line of a text file', () => {
+    expect(readVncPassword(file('s3cret word\nignored\n'))).toBe('s3cret word');
+    expect(readVncPassword(file('crlf\r\n'))).toBe('crlf');
+    expect(readVncPassword(file('eightchr'))).toBe('eightchr');
+  });
+  it('reads a vncpasswd file (8 bytes, or 16 with a view-only password)', () => {
+    expect(readVncPassword(file(obfuscateVncPassword('secret1')))).toBe('secret1');
+    // The real `echo secret1 | vncpasswd -f` output.
+    expect(readVncPassword(file(Uint8Array.of(0xb4, 0xab, 0x9e, 0x8c, 0x4e, 0x00, 0x56, 0x07)))).toBe('secret1');
+    const two = new Uint8Array(16);
+    two.set(obfuscateVncPassword('full'));
+    two.set(obfuscateVncPassword('view'), 8);
+    expect(readVncPassword(file(two))).toBe('full');
+  });
+  it('refuses an empty file', () => {
+    expect(() => readVncPassword(file(''))).toThrow(UsageError);
+    expect(() => readVncPassword(file('\nsecond'))).toThrow(/is empty/);
+  });
 });
