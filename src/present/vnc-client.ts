@@ -297,7 +297,9 @@ export class VncClient {
     const has = (e: number): boolean => list.includes(e);
     this.encoding = list.find((e): e is PixelEncoding => e === ENCODING_ZRLE || e === ENCODING_ZLIB || e === ENCODING_RAW) ?? ENCODING_RAW;
     this.copyRect = has(ENCODING_COPY_RECT);
-    this.lastRect = has(PSEUDO_LAST_RECT);
+    // LastRect only for clients that also speak ContinuousUpdates (TigerVNC, noVNC): vncsnapshot
+    // announces LastRect but reads the rectangle count and hangs on 0xFFFF.
+    this.lastRect = has(PSEUDO_LAST_RECT) && has(PSEUDO_CONTINUOUS_UPDATES);
     this.desktopSize = has(PSEUDO_DESKTOP_SIZE);
     const ext = has(PSEUDO_EXTENDED_DESKTOP_SIZE);
     // The extension asks the server to tell a client its layout as soon as it says it understands it.

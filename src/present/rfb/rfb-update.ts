@@ -12,8 +12,9 @@
  *   consecutive rows) and sent as Raw, Zlib or ZRLE, the last two on the connection's own zlib
  *   streams (one each, kept for the whole connection, in the codec's state).
  *
- * Pseudo-rectangles given by the caller (DesktopSize, ExtendedDesktopSize) come first. With
- * LastRect the count is 0xFFFF and the update ends with a LastRect rectangle. An update with
+ * Pseudo-rectangles given by the caller (DesktopSize, ExtendedDesktopSize) come first, and the
+ * tile at the bottom-right of the update comes last. With LastRect the count is 0xFFFF and the
+ * update ends with a LastRect rectangle. An update with
  * nothing in it is an empty message: the caller keeps the client's request for the next frame.
  */
 import type { UpdateCodec, UpdateResult } from '../frame-encoder.js';
@@ -30,6 +31,10 @@ export interface RfbUpdateParams {
   readonly pf: RfbPixelFormat;
   readonly encoding: PixelEncoding;
   readonly copyRect: boolean;
+  /**
+   * End the update with LastRect (count 0xFFFF). An update of more than 65534 rectangles would
+   * need it anyway; 64x64 tiles never get there in a framebuffer of at most 8192x8192.
+   */
   readonly lastRect: boolean;
   /** zlib level for the connection's streams (used when a stream is created). */
   readonly zlibLevel: number;
@@ -59,6 +64,12 @@ function intersect(a: Rect, b: Rect): Rect | undefined {
   const x1 = Math.min(a.x + a.w, b.x + b.w);
   const y1 = Math.min(a.y + a.h, b.y + b.h);
   return x1 > x && y1 > y ? { x, y, w: x1 - x, h: y1 - y } : undefined;
+}
+
+function alignToPairs(r: Rect, width: number): Rect {
+  const x = r.x & ~1;
+  const x1 = Math.min(width, (r.x + r.w + 1) & ~1);
+  return { x, y: r.y, w: x1 - x, h: r.h };
 }
 
 function allTiles(width: number, height: number): Rect[] {
@@ -208,10 +219,12 @@ async function update(raster: Raster, prev: RfbSlotState | undefined, p: RfbUpda
   // Without a shadow for this geometry the client's copy is unknown: everything goes.
   const area = same ? intersect(p.area, whole) : whole;
   const tiles = !area ? [] : same && !p.full ? changedTiles(raster, same) : allTiles(raster.width, raster.height);
+  // YUYV pixels come in pairs sharing their chroma: a rectangle starts and ends on a pair.
+  const pairs = raster.format.layout.kind === 'yuv422';
   const rects: Rect[] = [];
   if (area) for (const t of tiles) {
     const r = intersect(t, area);
-    if (r) rects.push(r);
+    if (r) rects.push(pairs ? alignToPairs(r, raster.width) : r);
   }
   let data: Uint8Array;
   if (same) {
@@ -223,23 +236,31 @@ async function update(raster: Raster, prev: RfbSlotState | undefined, p: RfbUpda
   }
   const settled: Raster = { ...raster, data };
   const { pixels, copies } = p.copyRect ? findCopies(settled, rects, p.encoding !== ENCODING_RAW) : { pixels: rects, copies: [] as Copy[] };
+  // The last tile goes last: some clients (gvnccapture) take the update as complete once its
+  // bottom-right corner arrived. With copies, a last tile that is not a copy (never a source:
+  // sources come first in row order) is sent after them.
+  const lastTile = rects[rects.length - 1];
+  const tail = copies.length > 0 && lastTile !== undefined && pixels[pixels.length - 1] === lastTile ? [pixels.pop()!] : [];
   const merged = mergeTiles(pixels);
-  const count = p.pseudo.length + merged.length + copies.length;
+  const count = p.pseudo.length + merged.length + copies.length + tail.length;
   if (count === 0) return { msg: new Uint8Array(0), state, tiles: 0 };
-  const body = await encodeRects(settled, merged, p, state);
-  let size = 4 + (p.lastRect ? RECT_HEADER_BYTES : 0) + copies.length * (RECT_HEADER_BYTES + 4);
+  // Both encodings are started now, so the zlib stream gets their data in message order.
+  const bodies = [encodeRects(settled, merged, p, state), encodeRects(settled, tail, p, state)];
+  const [body, after] = await Promise.all(bodies);
+  const lastRect = p.lastRect || count > 0xfffe;
+  let size = 4 + (lastRect ? RECT_HEADER_BYTES : 0) + copies.length * (RECT_HEADER_BYTES + 4);
   for (const b of p.pseudo) size += b.length;
-  for (const b of body) size += b.length;
+  for (const b of [...body!, ...after!]) size += b.length;
   const msg = new Uint8Array(size);
   const dv = new DataView(msg.buffer);
   msg[0] = SERVER_FRAMEBUFFER_UPDATE;
-  dv.setUint16(2, p.lastRect ? 0xffff : count);
+  dv.setUint16(2, lastRect ? 0xffff : count);
   let o = 4;
   for (const b of p.pseudo) {
     msg.set(b, o);
     o += b.length;
   }
-  for (const b of body) {
+  for (const b of body!) {
     msg.set(b, o);
     o += b.length;
   }
@@ -249,8 +270,12 @@ async function update(raster: Raster, prev: RfbSlotState | undefined, p: RfbUpda
     dv.setUint16(o + 2, c.src.y);
     o += 4;
   }
-  if (p.lastRect) putRectHeader(msg, o, 0, 0, 0, 0, PSEUDO_LAST_RECT);
-  return { msg, state, tiles: merged.length + copies.length };
+  for (const b of after!) {
+    msg.set(b, o);
+    o += b.length;
+  }
+  if (lastRect) putRectHeader(msg, o, 0, 0, 0, 0, PSEUDO_LAST_RECT);
+  return { msg, state, tiles: merged.length + copies.length + tail.length };
 }
 
 /** The VNC codec (frame-encoder.ts). */
