@@ -71,12 +71,16 @@ export interface VncClientOptions {
   readonly log: (text: string) => void;
   /** A client whose socket takes nothing for this long is disconnected (default 10 s). */
   readonly stallMs?: number;
+  /** A client that has not finished the handshake after this long is disconnected (default 30 s). */
+  readonly handshakeMs?: number | undefined;
   readonly slot: string;
   /** Called with each update sent: bytes, encode ms and flip-to-written latency (ms). */
   readonly onUpdate?: (bytes: number, encodeMs: number, latencyMs: number) => void;
 }
 
 const HANDSHAKE_LIMIT = 4096;
+/** Updates are written in slices, so a client taking a big one slowly shows progress. */
+const WRITE_SLICE = 256 * 1024;
 const DEFAULT_ZLIB_LEVEL = 1;
 
 function now(): number {
@@ -129,6 +133,10 @@ export class VncClient {
   /** Control messages waiting behind the update being computed. */
   private after: Uint8Array[] = [];
   private stallTimer: NodeJS.Timeout | undefined;
+  /** Bytes to send (slices) and callbacks to run once what precedes them was sent. */
+  private readonly out: (Uint8Array | (() => void))[] = [];
+  private writing = false;
+  private handshakeTimer: NodeJS.Timeout | undefined;
   private clippedLogged = false;
   /** Updates sent. */
   updates = 0;
@@ -142,10 +150,12 @@ export class VncClient {
     this.handshake = new RfbHandshake({ password: o.password });
     socket.setNoDelay(true);
     socket.on('data', (d: Buffer) => this.receive(d));
-    socket.on('drain', () => this.drained());
     socket.on('error', () => undefined);
     socket.on('close', () => this.end(undefined));
     socket.on('end', () => this.end(undefined));
+    const hs = o.handshakeMs ?? 30_000;
+    this.handshakeTimer = setTimeout(() => this.end(`no handshake within ${hs} ms`), hs);
+    this.handshakeTimer.unref();
     this.write(this.handshake.greeting());
   }
 
@@ -162,13 +172,16 @@ export class VncClient {
     this.closed = true;
     this.o.log(why ? `${this.label}: ${why}; disconnected` : `${this.label}: disconnected`);
     clearTimeout(this.stallTimer);
+    clearTimeout(this.handshakeTimer);
     if (flush) {
+      for (const b of this.out) if (typeof b !== 'function') this.socket.write(b);
       this.socket.end();
       // A client that does not take the last bytes does not keep the socket.
       setTimeout(() => this.socket.destroy(), 2000).unref();
     } else {
       this.socket.destroy();
     }
+    this.out.length = 0;
     this.o.encoder.forget(this.o.slot);
     this.source.removed(this);
   }
@@ -177,20 +190,56 @@ export class VncClient {
     return this.closed;
   }
 
-  private write(b: Uint8Array): void {
+  /**
+   * Queues bytes for the client. They go to the socket one slice at a time, the next when the
+   * last has been handed to the kernel, so a client reading a big update slowly shows progress
+   * (Node would hand buffered chunks over in one writev and report them all at once). `done`:
+   * called once `b` has all been handed over.
+   */
+  private write(b: Uint8Array, done?: () => void): void {
     if (this.closed) return;
-    this.socket.write(b);
-    if (this.socket.writableLength > 0 && !this.stallTimer) {
-      const ms = this.o.stallMs ?? 10_000;
-      this.stallTimer = setTimeout(() => this.end(`took none of ${this.socket.writableLength} bytes for ${ms} ms (not reading)`), ms);
-      this.stallTimer.unref();
+    for (let o = 0; o < b.length; o += WRITE_SLICE) this.out.push(b.subarray(o, o + WRITE_SLICE));
+    if (done) this.out.push(done);
+    this.flush();
+  }
+
+  /** Whether everything queued has gone to the kernel. */
+  private get flushed(): boolean {
+    return !this.writing && this.out.length === 0;
+  }
+
+  private flush(): void {
+    while (!this.writing && !this.closed) {
+      const next = this.out.shift();
+      if (next === undefined) {
+        clearTimeout(this.stallTimer);
+        this.stallTimer = undefined;
+        this.pump();
+        return;
+      }
+      if (typeof next === 'function') {
+        next();
+        continue;
+      }
+      this.writing = true;
+      this.armStall();
+      this.socket.write(next, (err) => {
+        this.writing = false;
+        if (!err) this.flush();
+      });
     }
   }
 
-  private drained(): void {
+  /** The client is disconnected if its socket takes nothing for stallMs. */
+  private armStall(): void {
     clearTimeout(this.stallTimer);
-    this.stallTimer = undefined;
-    this.pump();
+    const ms = this.o.stallMs ?? 10_000;
+    this.stallTimer = setTimeout(() => {
+      let waiting = 0;
+      for (const b of this.out) if (typeof b !== 'function') waiting += b.length;
+      this.end(`took nothing for ${ms} ms with ${waiting + this.socket.writableLength} bytes waiting (not reading)`);
+    }, ms);
+    this.stallTimer.unref();
   }
 
   private receive(d: Buffer): void {
@@ -206,6 +255,7 @@ export class VncClient {
           return;
         }
         if (!r.done) return;
+        clearTimeout(this.handshakeTimer);
         this.start(r.done.version, r.done.shared);
         if (this.closed) return;
         this.consume(r.done.rest);
@@ -332,7 +382,7 @@ export class VncClient {
   }
 
   private pump(): void {
-    if (this.closed || !this.ready || this.busy || this.socket.writableLength > 0) return;
+    if (this.closed || !this.ready || this.busy || !this.flushed) return;
     const area = this.cu && this.request ? union(this.cu, this.request.area) : (this.cu ?? this.request?.area);
     if (!area) return;
     const size = this.source.size();
@@ -376,14 +426,17 @@ export class VncClient {
       (r) => {
         this.busy = false;
         if (this.closed) return;
+        if (r.msg.length === 0 && request?.full && this.request === request) {
+          // A non-incremental request whose area has nothing of the frame in it (a smaller mode
+          // than the client knows): answered with an empty update, not retried.
+          this.request = undefined;
+          this.write(Uint8Array.of(0, 0, 0, 0));
+        }
         if (r.msg.length > 0) {
           // The request is answered (a newer one, arrived meanwhile, is kept).
           if (this.request === request) this.request = undefined;
           this.updates++;
-          this.write(r.msg);
-          const sent = (): void => this.o.onUpdate?.(r.msg.length, r.encodeMs, now() - flipTime);
-          if (this.socket.writableLength === 0) sent();
-          else this.socket.once('drain', sent);
+          this.write(r.msg, () => this.o.onUpdate?.(r.msg.length, r.encodeMs, now() - flipTime));
         }
         const after = this.after;
         this.after = [];

@@ -40,6 +40,8 @@ export interface VncServerOptions {
   readonly stallMs?: number;
   /** Most clients per connector (default 16); more are refused with a log line. */
   readonly maxClients?: number;
+  /** Disconnect a client that has not finished the handshake after this long (default 30 s). */
+  readonly handshakeMs?: number;
 }
 
 export interface VncFigures {
@@ -128,6 +130,7 @@ class Endpoint implements VncSource, ConnectorOutput {
       password: this.vnc.password,
       log: (t) => this.vnc.log(t),
       stallMs: this.vnc.stallMs,
+      handshakeMs: this.vnc.handshakeMs,
       slot: `${this.index}:${this.nextClient++}`,
       onUpdate: (bytes, encodeMs, latency) => {
         this.updates++;
@@ -179,6 +182,7 @@ export class VncServer implements Presenter {
   readonly password: string | undefined;
   readonly stallMs: number;
   readonly maxClients: number;
+  readonly handshakeMs: number | undefined;
   readonly log: (text: string) => void;
   private readonly endpoints: Endpoint[];
 
@@ -187,6 +191,7 @@ export class VncServer implements Presenter {
     this.password = o.password === '' ? undefined : o.password;
     this.stallMs = o.stallMs ?? 10_000;
     this.maxClients = o.maxClients ?? 16;
+    this.handshakeMs = o.handshakeMs;
     this.log = o.log ?? (() => undefined);
     this.endpoints = o.connectors.map((c, i) => new Endpoint(i, c, this));
   }
