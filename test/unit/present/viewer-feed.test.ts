@@ -22,7 +22,7 @@ import { pixelFormatByName } from '../../../src/abi/fourcc.js';
 import type { ConnectorInfo, ConnectorOutput, Frame } from '../../../src/back/presenter.js';
 import { DmaBuf } from '../../../src/dmabuf/dmabuf.js';
 import { type EncodedFrame, type FrameEncoder, type FrameJob, InlineFrameEncoder } from '../../../src/present/frame-encoder.js';
-import { decodeUpdate, type UpdateHeader, VIEWER_CODEC, viewerCodec } from '../../../src/present/frame-update.js';
+import { decodeUpdate, type UpdateHeader, viewerCodec } from '../../../src/present/frame-update.js';
 import { toRgba } from '../../../src/present/pixels.js';
 import { unrle } from '../../../src/present/tiles.js';
 import { type ViewerClient, ViewerFeed } from '../../../src/present/viewer-feed.js';
