@@ -35,13 +35,14 @@ interface Window {
 async function measure(encoding: number): Promise<Window> {
   const run = await startDemo({ vnc: true });
   const child = spawn(process.execPath, ['--import', 'tsx', CHILD, String(run.vnc!.ports()[0]!.port), String(encoding)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise((r) => child.once('exit', r));
   const received: { t: number; bytes: number }[] = [];
   createInterface({ input: child.stdout }).on('line', (l) => received.push(JSON.parse(l) as { t: number; bytes: number }));
   try {
     await waitFrames(run.feed, 60, false);
     // Let the first (whole) update and the start of continuous updates pass.
-    const start = performance.now() + 20_000;
-    while (received.length < 30 && performance.now() < start) await sleep(50);
+    const deadline = performance.now() + 20_000;
+    while (received.length < 30 && performance.now() < deadline) await sleep(50);
     if (received.length < 30) throw new Error(`the VNC client got ${received.length} updates in 20 s`);
     const at = (): { f: ReturnType<typeof run.feed.figures>; v: VncFigures; n: number; t: number } => ({ f: run.feed.figures(), v: run.vnc!.figures()[0]!, n: received.length, t: performance.now() });
     const a = at();
@@ -62,7 +63,7 @@ async function measure(encoding: number): Promise<Window> {
     };
   } finally {
     child.stdin.end();
-    await new Promise((r) => child.once('exit', r));
+    await exited;
     await run.stop();
   }
 }

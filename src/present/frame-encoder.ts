@@ -274,6 +274,7 @@ export class WorkerFrameEncoder<P> implements FrameEncoder<P> {
       held?.put();
     };
     let source: FrameSource | undefined;
+    let port: MessagePort;
     let pitch = frame.pitch;
     let offset = frame.offset;
     try {
@@ -286,11 +287,11 @@ export class WorkerFrameEncoder<P> implements FrameEncoder<P> {
         pitch = c.pitch;
         offset = 0;
       }
+      port = this.start();
     } catch (e) {
       release();
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
-    const port = this.start();
     const id = this.nextJob++;
     const req: EncodeRequest = { type: 'encode', job: id, slot: job.slot, params: job.params, fourcc: frame.format.fourcc, width, height, pitch, offset, source };
     return new Promise<EncodedFrame>((resolve, reject) => {

@@ -17,9 +17,9 @@
 import type { Socket } from 'node:net';
 import type { Frame } from '../back/presenter.js';
 import type { FrameEncoder } from './frame-encoder.js';
-import { type ClientMessage, MAX_MESSAGE_BYTES, parseClientMessage, RfbProtocolError } from './rfb/client-messages.js';
+import { type ClientMessage, clientMessageNeeds, parseClientMessage, RfbProtocolError } from './rfb/client-messages.js';
 import { RfbHandshake } from './rfb/handshake.js';
-import { checkPixelFormat, describePixelFormat, nativePixelFormat, type RfbPixelFormat } from './rfb/pixel-format.js';
+import { describePixelFormat, nativePixelFormat, type RfbPixelFormat } from './rfb/pixel-format.js';
 import {
   desktopSizeRect,
   EDS_REASON_CLIENT,
@@ -41,6 +41,7 @@ import {
   PSEUDO_EXTENDED_DESKTOP_SIZE,
   PSEUDO_FENCE,
   PSEUDO_LAST_RECT,
+  pseudoUpdate,
   type RfbVersion,
   serverFence,
   serverInit,
@@ -79,6 +80,8 @@ export interface VncClientOptions {
 }
 
 const HANDSHAKE_LIMIT = 4096;
+/** Messages waiting to be sent beyond which the client's input is not read (fence answers, ...). */
+const MAX_QUEUED_CONTROLS = 64;
 /** Updates are written in slices, so a client taking a big one slowly shows progress. */
 const WRITE_SLICE = 256 * 1024;
 const DEFAULT_ZLIB_LEVEL = 1;
@@ -93,6 +96,10 @@ function clip(a: Rect, w: number, h: number): Rect | undefined {
   return x1 > a.x && y1 > a.y ? { x: a.x, y: a.y, w: x1 - a.x, h: y1 - a.y } : undefined;
 }
 
+function contains(a: Rect, b: Rect): boolean {
+  return b.x >= a.x && b.y >= a.y && b.x + b.w <= a.x + a.w && b.y + b.h <= a.y + a.h;
+}
+
 function union(a: Rect | undefined, b: Rect): Rect {
   if (!a) return b;
   const x = Math.min(a.x, b.x);
@@ -103,7 +110,10 @@ function union(a: Rect | undefined, b: Rect): Rect {
 export class VncClient {
   readonly peer: string;
   private readonly handshake: RfbHandshake;
-  private inbox: Uint8Array = new Uint8Array(0);
+  private inbox: Uint8Array[] = [];
+  private inboxBytes = 0;
+  /** Bytes the message being received needs in all (0: unknown). */
+  private needed = 0;
   private handshakeBytes = 0;
   private ready = false;
   private closed = false;
@@ -121,14 +131,20 @@ export class VncClient {
   private zlibLevel = DEFAULT_ZLIB_LEVEL;
   private fenceSent = false;
   private cuAnnounced = false;
-  private cuSupported = false;
   /** Continuous updates: the area pushed on every change. */
   private cu: Rect | undefined;
   /** The area asked for by FramebufferUpdateRequest since the last update, and whether whole. */
   private request: { area: Rect; full: boolean } | undefined;
-  private pseudo: Uint8Array[] = [];
-  /** The source seq the last update was computed from (nothing to do until it changes). */
+  /** Pseudo-rectangles owed to the client, sent as an update of their own before any pixels. */
+  private layoutPending = false;
+  private refusalPending = false;
+  private resizePending = false;
+  /** The connection's Zlib / ZRLE stream has carried data (the client's inflater is mid-stream). */
+  private zlibUsed = false;
+  private zrleUsed = false;
+  /** The source seq and area the last update was computed for (nothing to do until either grows). */
   private lastSeq = -1;
+  private lastArea: Rect | undefined;
   private busy = false;
   /** Control messages waiting behind the update being computed. */
   private after: Uint8Array[] = [];
@@ -214,6 +230,7 @@ export class VncClient {
       if (next === undefined) {
         clearTimeout(this.stallTimer);
         this.stallTimer = undefined;
+        if (this.socket.isPaused()) this.socket.resume();
         this.pump();
         return;
       }
@@ -281,31 +298,46 @@ export class VncClient {
     this.o.log(`${this.label}: connected (RFB ${version}${shared ? ', shared' : ', exclusive'}; ${width}x${height} ${describePixelFormat(this.pf)})`);
   }
 
+  /**
+   * Handles what the client sent. A message cut by the network waits as a list of chunks until
+   * all of it is there (the parser bounds how much that can be), and is joined once.
+   */
   private consume(d: Uint8Array): void {
-    let buf: Uint8Array;
-    if (this.inbox.length === 0) buf = d;
-    else {
-      buf = new Uint8Array(this.inbox.length + d.length);
-      buf.set(this.inbox);
-      buf.set(d, this.inbox.length);
-    }
+    this.inbox.push(d);
+    this.inboxBytes += d.length;
+    if (this.inboxBytes < this.needed) return;
+    let buf = this.inbox.length === 1 ? this.inbox[0]! : Buffer.concat(this.inbox);
+    this.inbox = [];
+    this.inboxBytes = 0;
     let o = 0;
     while (o < buf.length && !this.closed) {
-      const m = parseClientMessage(buf.subarray(o));
-      if (!m) break;
+      const rest = buf.subarray(o);
+      const m = parseClientMessage(rest);
+      if (!m) {
+        this.needed = clientMessageNeeds(rest);
+        break;
+      }
       o += m.size;
+      this.needed = 0;
       this.handle(m.msg);
     }
-    // Only a partial message stays (the parser bounds what it waits for).
-    this.inbox = buf.slice(o);
-    if (this.inbox.length > MAX_MESSAGE_BYTES) throw new RfbProtocolError(`${this.inbox.length} bytes of one message`);
+    if (o < buf.length && !this.closed) {
+      buf = buf.slice(o);
+      this.inbox = [buf];
+      this.inboxBytes = buf.length;
+    }
+    // A client that sends faster than it reads waits: nothing more is read until its answers went out.
+    if (this.queuedControls() > MAX_QUEUED_CONTROLS) this.socket.pause();
     this.pump();
+  }
+
+  private queuedControls(): number {
+    return this.out.length + this.after.length;
   }
 
   private handle(m: ClientMessage): void {
     switch (m.type) {
       case 'setPixelFormat':
-        checkPixelFormat(m.pf);
         this.pf = m.pf;
         return;
       case 'setEncodings':
@@ -338,7 +370,7 @@ export class VncClient {
         return;
       case 'setDesktopSize':
         // The guest's mode is the guest's to set: refused, and said so as the extension asks.
-        if (this.extendedDesktopSize) this.pseudo.push(extendedDesktopSizeRect(EDS_REASON_CLIENT, EDS_STATUS_PROHIBITED, this.width, this.height));
+        if (this.extendedDesktopSize) this.refusalPending = true;
         return;
     }
   }
@@ -353,12 +385,11 @@ export class VncClient {
     this.desktopSize = has(PSEUDO_DESKTOP_SIZE);
     const ext = has(PSEUDO_EXTENDED_DESKTOP_SIZE);
     // The extension asks the server to tell a client its layout as soon as it says it understands it.
-    if (ext && !this.extendedDesktopSize) this.pseudo.push(extendedDesktopSizeRect(EDS_REASON_SERVER, EDS_STATUS_OK, this.width, this.height));
+    if (ext && !this.extendedDesktopSize) this.layoutPending = true;
     this.extendedDesktopSize = ext;
     const level = list.find((e) => e >= PSEUDO_COMPRESS_LEVEL_0 && e <= PSEUDO_COMPRESS_LEVEL_9);
     this.zlibLevel = level === undefined ? DEFAULT_ZLIB_LEVEL : level - PSEUDO_COMPRESS_LEVEL_0;
-    this.cuSupported = has(PSEUDO_CONTINUOUS_UPDATES);
-    if (this.cuSupported && !this.cuAnnounced) {
+    if (has(PSEUDO_CONTINUOUS_UPDATES) && !this.cuAnnounced) {
       // EndOfContinuousUpdates is how a server says it supports them.
       this.cuAnnounced = true;
       this.control(endOfContinuousUpdates());
@@ -390,26 +421,37 @@ export class VncClient {
       if (this.extendedDesktopSize || this.desktopSize) {
         this.width = size.width;
         this.height = size.height;
-        this.pseudo.push(this.extendedDesktopSize ? extendedDesktopSizeRect(EDS_REASON_SERVER, EDS_STATUS_OK, size.width, size.height) : desktopSizeRect(size.width, size.height));
-        // The new framebuffer is sent whole.
-        this.request = { area: { x: 0, y: 0, w: size.width, h: size.height }, full: true };
+        if (this.extendedDesktopSize) this.layoutPending = true;
+        else this.resizePending = true;
         if (this.cu) this.cu = { x: 0, y: 0, w: size.width, h: size.height };
       } else if (!this.clippedLogged) {
         this.clippedLogged = true;
         this.o.log(`${this.label}: the display is now ${size.width}x${size.height}, but the client cannot be told (no DesktopSize): it keeps ${this.width}x${this.height}`);
       }
     }
+    if (this.layoutPending || this.refusalPending || this.resizePending) {
+      // Pseudo-rectangles go in an update of their own (an update with ExtendedDesktopSize must
+      // not change pixels; early DesktopSize clients want it last): it answers the request, and
+      // the pixels (all of them after a resize) follow with the next request or continuous update.
+      const rects: Uint8Array[] = [];
+      if (this.refusalPending) rects.push(extendedDesktopSizeRect(EDS_REASON_CLIENT, EDS_STATUS_PROHIBITED, this.width, this.height));
+      if (this.layoutPending) rects.push(extendedDesktopSizeRect(EDS_REASON_SERVER, EDS_STATUS_OK, this.width, this.height));
+      if (this.resizePending) rects.push(desktopSizeRect(this.width, this.height));
+      this.refusalPending = this.layoutPending = this.resizePending = false;
+      this.request = undefined;
+      this.write(pseudoUpdate(rects));
+      return;
+    }
     const full = this.request?.full ?? false;
     const seq = this.source.seq;
-    if (!full && this.pseudo.length === 0 && seq === this.lastSeq) return;
+    if (!full && seq === this.lastSeq && this.lastArea && contains(this.lastArea, area)) return;
     const cur = this.source.current();
     const width = Math.min(cur?.width ?? this.width, this.width);
     const height = Math.min(cur?.height ?? this.height, this.height);
     const frame = cur?.frame ?? this.source.black(this.width, this.height);
     const flipTime = this.source.flipTime;
-    const pseudo = this.pseudo;
-    this.pseudo = [];
     const request = this.request;
+    const continued = this.encoding === ENCODING_ZLIB ? this.zlibUsed : this.encoding === ENCODING_ZRLE ? this.zrleUsed : false;
     const params: RfbUpdateParams = {
       pf: this.pf,
       encoding: this.encoding,
@@ -418,10 +460,11 @@ export class VncClient {
       zlibLevel: this.zlibLevel,
       full,
       area: clip(area, width, height) ?? { x: 0, y: 0, w: 0, h: 0 },
-      pseudo,
+      continued,
     };
     this.busy = true;
     this.lastSeq = seq;
+    this.lastArea = area;
     this.o.encoder.encode({ slot: this.o.slot, frame, width, height, params }).then(
       (r) => {
         this.busy = false;
@@ -435,6 +478,8 @@ export class VncClient {
         if (r.msg.length > 0) {
           // The request is answered (a newer one, arrived meanwhile, is kept).
           if (this.request === request) this.request = undefined;
+          if (params.encoding === ENCODING_ZLIB) this.zlibUsed = true;
+          if (params.encoding === ENCODING_ZRLE) this.zrleUsed = true;
           this.updates++;
           this.write(r.msg, () => this.o.onUpdate?.(r.msg.length, r.encodeMs, now() - flipTime));
         }

@@ -209,6 +209,8 @@ export class VncServer implements Presenter {
           server.once('error', reject);
           server.listen(base === 0 ? 0 : base + e.index, host, () => {
             server.off('error', reject);
+            // Accept errors (ENFILE, ...) are logged; the listener stays.
+            server.on('error', (err) => s.log(`vnc ${e.name}: ${err.message}`));
             resolve();
           });
         });

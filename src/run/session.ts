@@ -162,7 +162,7 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
   io.stdout(`guest ${o.guestName} (d${guest.domid}): ${o.devices.flatMap((d) => d.connectors.map((c) => `${c.uniqueId} ${c.width}x${c.height}`)).join(', ')}${o.devices.some((d) => d.beAlloc) ? ', backend-allocated buffers' : ''}; Ctrl-C to stop\n`);
 
   const started = performance.now();
-  let last = { t: started, presented: new Map<number, number>(), painted: new Map<number, number>(), vncUpdates: new Map<number, number>() };
+  let last = { t: started, presented: new Map<number, number>(), painted: new Map<number, number>(), vncUpdates: new Map<string, number>() };
   const figuresLines = (overall = false): { lines: string[]; json: unknown } => {
     const now = performance.now();
     if (overall) last = { t: started, presented: new Map(), painted: new Map(), vncUpdates: new Map() };
@@ -174,12 +174,12 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
       const fps = dt > 0 ? (f.presented - (last.presented.get(f.id) ?? 0)) / dt : 0;
       const paintFps = dt > 0 ? (f.painted - (last.painted.get(f.id) ?? 0)) / dt : 0;
       const row = { name: f.name, width: f.width, height: f.height, format: f.format, fps, flips: f.presented, flipP50Ms: g?.p50 ?? 0, flipP99Ms: g?.p99 ?? 0, viewerFps: paintFps, painted: f.painted, skipped: f.skipped, paintP50Ms: percentile(f.latencies.slice(-120).sort((a, b) => a - b), 0.5), viewerBytes: f.bytes, viewerEncodeMs: Math.round(f.encodeMs * 10) / 10 };
-      const v = vncFigs[i];
+      const v = vncFigs.find((x) => x.name === f.name);
       if (!v) return row;
-      const vncFps = dt > 0 ? (v.updates - (last.vncUpdates.get(i) ?? 0)) / dt : 0;
+      const vncFps = dt > 0 ? (v.updates - (last.vncUpdates.get(v.name) ?? 0)) / dt : 0;
       return { ...row, vncClients: v.clients, vncFps, vncUpdates: v.updates, vncP50Ms: percentile(v.latencies.slice(-120).sort((a, b) => a - b), 0.5), vncBytes: v.bytes, vncEncodeMs: Math.round(v.encodeMs * 10) / 10 };
     });
-    last = { t: now, presented: new Map(figs.map((f) => [f.id, f.presented])), painted: new Map(figs.map((f) => [f.id, f.painted])), vncUpdates: new Map(vncFigs.map((v, i) => [i, v.updates])) };
+    last = { t: now, presented: new Map(figs.map((f) => [f.id, f.presented])), painted: new Map(figs.map((f) => [f.id, f.painted])), vncUpdates: new Map(vncFigs.map((v) => [v.name, v.updates])) };
     const lines = rows.map((r) => {
       const v = viewer ? `  viewer ${fmt(r.viewerFps, 0)} fps, paint ${fmt(r.paintP50Ms)} ms, skipped ${r.skipped}` : '';
       const n = 'vncClients' in r ? `  vnc ${r.vncClients} client${r.vncClients === 1 ? '' : 's'}${r.vncClients > 0 ? ` ${fmt(r.vncFps, 0)} fps, sent ${fmt(r.vncP50Ms)} ms after the flip` : ''}` : '';

@@ -654,7 +654,7 @@ describe('continuous updates and fences', () => {
     expect(c.rgb(10, 10)).toEqual(rgbAt(tf, 10, 10).map((v, i) => Math.round(((v >> (i === 1 ? 2 : 3)) * 255) / (i === 1 ? 63 : 31))));
   });
 
-  it('a client fence request is answered with flags & 7 and the same payload; a fence without the request bit is not', async () => {
+  it('a client fence request is answered with flags & 3 (BlockBefore, BlockAfter; SyncNext is not offered) and the same payload; a fence without the request bit is not', async () => {
     const h = await startVnc();
     const c = await connect(h);
     c.setEncodings([RfbEncoding.Raw, RfbEncoding.Fence]);
@@ -667,7 +667,7 @@ describe('continuous updates and fences', () => {
     await until(() => c.fences.length === 4, 'three fence answers');
     await sleep(100);
     expect(c.fences.slice(1).map((f) => ({ flags: f.flags, payload: [...f.payload] }))).toEqual([
-      { flags: 7, payload: [...payloads[0]!] },
+      { flags: 3, payload: [...payloads[0]!] },
       { flags: 0, payload: [] },
       { flags: 2, payload: [...payloads[2]!] },
     ]);
@@ -744,7 +744,7 @@ describe('sizes and modes', () => {
     expectBlack(c);
   });
 
-  it('a mode change: DesktopSize / ExtendedDesktopSize clients get the pseudo-rect then the whole new frame; a client with neither keeps its size, clipped', async () => {
+  it('a mode change: DesktopSize / ExtendedDesktopSize clients get the pseudo-rect (an update of its own), then the whole new frame; a client with neither keeps its size, clipped', async () => {
     const h = await startVnc();
     const f1 = makeFrame(fmt('XRGB8888'), 67, 33, pattern(1));
     show(h, f1);
@@ -755,9 +755,12 @@ describe('sizes and modes', () => {
     // LastRect is used for clients that also speak ContinuousUpdates (vncsnapshot announces
     // LastRect without decoding it); this one has not turned them on.
     eds.setEncodings([RfbEncoding.ZRLE, RfbEncoding.ExtendedDesktopSize, RfbEncoding.LastRect, RfbEncoding.ContinuousUpdates]);
+    // The layout is told as soon as the client says it understands it, in an update of its own
+    // (one with ExtendedDesktopSize must not change pixels); the pixels follow on the next request.
+    eds.requestUpdate(false);
+    const layout = await eds.nextUpdate(5000);
+    expect(layout.rects).toEqual([{ x: 0, y: 0, w: 67, h: 33, encoding: RfbEncoding.ExtendedDesktopSize }]);
     const first = await fullUpdate(eds, f1, 'ExtendedDesktopSize client, first frame');
-    // The layout is told as soon as the client says it understands it.
-    expect(first.rects[0]).toEqual({ x: 0, y: 0, w: 67, h: 33, encoding: RfbEncoding.ExtendedDesktopSize });
     expect(first.rects.at(-1)!.encoding).toBe(RfbEncoding.LastRect);
     const none = await connect(h);
     none.setEncodings([RfbEncoding.Zlib]);
@@ -768,14 +771,17 @@ describe('sizes and modes', () => {
     const f2 = makeFrame(fmt('RGB565'), 100, 50, pattern(2));
     show(h, f2);
     for (const c of [ds, eds, none]) c.requestUpdate(true);
-    const u1 = await ds.nextUpdate(5000);
-    expect(u1.rects[0]).toEqual({ x: 0, y: 0, w: 100, h: 50, encoding: RfbEncoding.DesktopSize });
-    expect(areaOf(u1)).toBe(100 * 50);
+    // The new size first, alone; then (an incremental request is enough) the whole new frame.
+    expect((await ds.nextUpdate(5000)).rects).toEqual([{ x: 0, y: 0, w: 100, h: 50, encoding: RfbEncoding.DesktopSize }]);
     expect([ds.width, ds.height]).toEqual([100, 50]);
+    ds.requestUpdate(true);
+    const u1 = await ds.nextUpdate(5000);
+    expect(areaOf(u1)).toBe(100 * 50);
     expectPicture(ds, f2, 'DesktopSize client, new mode');
-    const u2 = await eds.nextUpdate(5000);
-    expect(u2.rects[0]).toEqual({ x: 0, y: 0, w: 100, h: 50, encoding: RfbEncoding.ExtendedDesktopSize });
+    expect((await eds.nextUpdate(5000)).rects).toEqual([{ x: 0, y: 0, w: 100, h: 50, encoding: RfbEncoding.ExtendedDesktopSize }]);
     expect(eds.desktopSizes.at(-1)).toEqual({ encoding: RfbEncoding.ExtendedDesktopSize, x: 0, y: 0, w: 100, h: 50, screens: [{ id: 0, x: 0, y: 0, w: 100, h: 50, flags: 0 }] });
+    eds.requestUpdate(true);
+    const u2 = await eds.nextUpdate(5000);
     expect(areaOf(u2)).toBe(100 * 50);
     expectPicture(eds, f2, 'ExtendedDesktopSize client, new mode');
     const u3 = await none.nextUpdate(5000);
@@ -790,7 +796,11 @@ describe('sizes and modes', () => {
     for (const c of [ds, eds, none]) c.requestUpdate(true);
     await ds.nextUpdate(5000);
     expect([ds.width, ds.height]).toEqual([40, 20]);
+    ds.requestUpdate(true);
+    await ds.nextUpdate(5000);
     expectPicture(ds, f3, 'DesktopSize client, 40x20');
+    await eds.nextUpdate(5000);
+    eds.requestUpdate(true);
     await eds.nextUpdate(5000);
     expectPicture(eds, f3, 'ExtendedDesktopSize client, 40x20');
     const u4 = await none.nextUpdate(5000);
@@ -808,6 +818,9 @@ describe('sizes and modes', () => {
     show(h, tf);
     const c = await connect(h);
     c.setEncodings([RfbEncoding.Raw, RfbEncoding.ExtendedDesktopSize]);
+    // The layout, in an update of its own (one with ExtendedDesktopSize must not change pixels).
+    c.requestUpdate(false);
+    expect((await c.nextUpdate(5000)).rects).toEqual([{ x: 0, y: 0, w: 67, h: 33, encoding: RfbEncoding.ExtendedDesktopSize }]);
     await fullUpdate(c, tf, 'first');
     const msg = Buffer.alloc(8 + 16);
     msg[0] = 251;
@@ -1204,6 +1217,51 @@ describe('bad input', () => {
     show(h, tf);
     const c = await connect(h);
     await fullUpdate(c, tf, 'after the idle connection');
+  });
+
+  it('a client flooding fence requests while never reading: its input stops being read once 64 answers wait, and it goes as not reading; memory stays bounded', async () => {
+    const h = await startVnc({ stallMs: 300 });
+    const tf = makeFrame(fmt('XRGB8888'), 67, 33, noise(1));
+    show(h, tf);
+    const other = await connect(h);
+    const raw = await RawClient.connect(h.port);
+    await raw.handshake();
+    raw.sock.pause();
+    // 200,000 fence requests with 64-byte payloads: 14.6 MB of answers, more than the kernel's
+    // socket buffers hold, never read.
+    const one = Buffer.alloc(9 + 64);
+    one[0] = 248;
+    one.writeUInt32BE(0x80000000, 4);
+    one[8] = 64;
+    const flood = Buffer.concat(Array.from({ length: 200_000 }, () => one));
+    raw.write(flood);
+    await until(() => reasonLines(h.log, raw.peer).length === 1, 'the flooding client disconnected', 10_000);
+    expect(reasonLines(h.log, raw.peer)[0]).toMatch(/took nothing for 300 ms .*\(not reading\); disconnected$/);
+    // The other client is still served.
+    await fullUpdate(other, tf, 'the other client after the flood');
+  });
+
+  it('SetDesktopSize sent 10,000 times without a request: one refusal owed, sent once asked', async () => {
+    const h = await startVnc();
+    const tf = makeFrame(fmt('XRGB8888'), 67, 33, noise(4));
+    show(h, tf);
+    const c = await connect(h);
+    c.setEncodings([RfbEncoding.Raw, RfbEncoding.ExtendedDesktopSize]);
+    const one = Buffer.alloc(8 + 16);
+    one[0] = 251;
+    one.writeUInt16BE(1024, 2);
+    one.writeUInt16BE(768, 4);
+    one[6] = 1;
+    c.sendRaw(Buffer.concat(Array.from({ length: 10_000 }, () => one)));
+    await sleep(200);
+    c.requestUpdate(false);
+    const u = await c.nextUpdate(5000);
+    expect(u.rects).toEqual([
+      { x: 1, y: 1, w: 67, h: 33, encoding: RfbEncoding.ExtendedDesktopSize },
+      { x: 0, y: 0, w: 67, h: 33, encoding: RfbEncoding.ExtendedDesktopSize },
+    ]);
+    await fullUpdate(c, tf, 'after the refusals');
+    expect(c.error).toBeUndefined();
   });
 
   it('a client that reads slowly but steadily is not taken for one that never reads', async () => {

@@ -68,6 +68,39 @@ function area(dv: DataView, at: number): Area {
 }
 
 /**
+ * How many bytes the message starting at `b` needs in all, as far as `b` tells (a lower bound
+ * when its header is cut; at least b.length + 1 when parseClientMessage returned undefined), so a
+ * caller can wait for that many before joining what it received. Throws like parseClientMessage.
+ */
+export function clientMessageNeeds(b: Uint8Array): number {
+  if (b.length < 1) return 1;
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const fixed = (n: number): number => n;
+  switch (b[0]!) {
+    case CLIENT_SET_PIXEL_FORMAT:
+      return fixed(20);
+    case CLIENT_SET_ENCODINGS:
+      return b.length < 4 ? 4 : 4 + 4 * dv.getUint16(2);
+    case CLIENT_FRAMEBUFFER_UPDATE_REQUEST:
+    case CLIENT_ENABLE_CONTINUOUS_UPDATES:
+      return fixed(10);
+    case CLIENT_KEY_EVENT:
+      return fixed(8);
+    case CLIENT_POINTER_EVENT:
+      return fixed(6);
+    case CLIENT_CUT_TEXT:
+      return b.length < 8 ? 8 : 8 + dv.getUint32(4);
+    case CLIENT_FENCE:
+      return b.length < 9 ? 9 : 9 + b[8]!;
+    case CLIENT_SET_DESKTOP_SIZE:
+      return b.length < 8 ? 8 : 8 + 16 * b[6]!;
+    default:
+      // parseClientMessage throws for it.
+      return 1;
+  }
+}
+
+/**
  * Parses the message at the start of `b`. `b` holds the bytes received so far (it may be cut
  * anywhere); the result says how many bytes the message took.
  */

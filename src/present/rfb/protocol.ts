@@ -19,8 +19,6 @@ export const CLIENT_FENCE = 248;
 export const CLIENT_SET_DESKTOP_SIZE = 251;
 
 export const SERVER_FRAMEBUFFER_UPDATE = 0;
-export const SERVER_BELL = 2;
-export const SERVER_CUT_TEXT = 3;
 export const SERVER_END_OF_CONTINUOUS_UPDATES = 150;
 export const SERVER_FENCE = 248;
 
@@ -41,14 +39,18 @@ export const FENCE_BLOCK_BEFORE = 1;
 export const FENCE_BLOCK_AFTER = 2;
 export const FENCE_SYNC_NEXT = 4;
 export const FENCE_REQUEST = 0x80000000;
-/** Flags a fence response may carry: those this server honours (it handles messages strictly in order). */
-export const FENCE_SUPPORTED = FENCE_BLOCK_BEFORE | FENCE_BLOCK_AFTER | FENCE_SYNC_NEXT;
+/**
+ * Flags a fence answer may carry: those this server honours. BlockBefore and BlockAfter hold
+ * because messages are handled strictly in order and answers wait behind the update being
+ * computed. SyncNext is not offered: the message after the fence may take effect after an update
+ * that was started before it arrived.
+ */
+export const FENCE_SUPPORTED = FENCE_BLOCK_BEFORE | FENCE_BLOCK_AFTER;
 export const FENCE_MAX_PAYLOAD = 64;
 
 /** ExtendedDesktopSize: x is the reason, y the status. */
 export const EDS_REASON_SERVER = 0;
 export const EDS_REASON_CLIENT = 1;
-export const EDS_REASON_OTHER_CLIENT = 2;
 export const EDS_STATUS_OK = 0;
 export const EDS_STATUS_PROHIBITED = 1;
 
@@ -173,4 +175,3 @@ export function pseudoUpdate(rects: readonly Uint8Array[]): Uint8Array {
   return concat([head, ...rects]);
 }
 
-export { concat as concatBytes };

@@ -12,9 +12,9 @@
  *   consecutive rows) and sent as Raw, Zlib or ZRLE, the last two on the connection's own zlib
  *   streams (one each, kept for the whole connection, in the codec's state).
  *
- * Pseudo-rectangles given by the caller (DesktopSize, ExtendedDesktopSize) come first, and the
- * tile at the bottom-right of the update comes last. With LastRect the count is 0xFFFF and the
- * update ends with a LastRect rectangle. An update with
+ * With CopyRects, a bottom-right tile that is not a copy goes after them (some clients take the
+ * update as complete once that corner arrived). With LastRect the count is 0xFFFF and the update
+ * ends with a LastRect rectangle. An update with
  * nothing in it is an empty message: the caller keeps the client's request for the next frame.
  */
 import type { UpdateCodec, UpdateResult } from '../frame-encoder.js';
@@ -31,10 +31,7 @@ export interface RfbUpdateParams {
   readonly pf: RfbPixelFormat;
   readonly encoding: PixelEncoding;
   readonly copyRect: boolean;
-  /**
-   * End the update with LastRect (count 0xFFFF). An update of more than 65534 rectangles would
-   * need it anyway; 64x64 tiles never get there in a framebuffer of at most 8192x8192.
-   */
+  /** End the update with LastRect (count 0xFFFF). (64x64 tiles of at most 8192x8192 are at most 16384 rectangles: the count always fits.) */
   readonly lastRect: boolean;
   /** zlib level for the connection's streams (used when a stream is created). */
   readonly zlibLevel: number;
@@ -42,8 +39,12 @@ export interface RfbUpdateParams {
   readonly full: boolean;
   /** The area asked for, in framebuffer coordinates (clipped to the frame). */
   readonly area: Rect;
-  /** Encoded pseudo-rectangles to send first. */
-  readonly pseudo: readonly Uint8Array[];
+  /**
+   * The client's stream for this encoding has carried data already: if the state holding it is
+   * gone (the encoder worker restarted), the update fails rather than start a new stream the
+   * client's inflater cannot follow.
+   */
+  readonly continued: boolean;
 }
 
 export interface RfbSlotState {
@@ -212,6 +213,8 @@ async function encodeRects(settled: Raster, rects: readonly Rect[], p: RfbUpdate
 }
 
 async function update(raster: Raster, prev: RfbSlotState | undefined, p: RfbUpdateParams): Promise<UpdateResult<RfbSlotState>> {
+  const streamKept = p.encoding === ENCODING_ZLIB ? prev?.zlib : p.encoding === ENCODING_ZRLE ? prev?.zrle : true;
+  if (p.continued && !streamKept) throw new Error('the connection\'s zlib stream was lost (the encoder restarted)');
   const state: RfbSlotState = prev ?? { shadow: undefined, zlib: undefined, zrle: undefined };
   const key = `${raster.width}x${raster.height}/${raster.format.fourcc}/${raster.pitch}`;
   const same = state.shadow?.key === key ? state.shadow.data : undefined;
@@ -242,24 +245,19 @@ async function update(raster: Raster, prev: RfbSlotState | undefined, p: RfbUpda
   const lastTile = rects[rects.length - 1];
   const tail = copies.length > 0 && lastTile !== undefined && pixels[pixels.length - 1] === lastTile ? [pixels.pop()!] : [];
   const merged = mergeTiles(pixels);
-  const count = p.pseudo.length + merged.length + copies.length + tail.length;
+  const count = merged.length + copies.length + tail.length;
   if (count === 0) return { msg: new Uint8Array(0), state, tiles: 0 };
   // Both encodings are started now, so the zlib stream gets their data in message order.
   const bodies = [encodeRects(settled, merged, p, state), encodeRects(settled, tail, p, state)];
   const [body, after] = await Promise.all(bodies);
-  const lastRect = p.lastRect || count > 0xfffe;
+  const lastRect = p.lastRect;
   let size = 4 + (lastRect ? RECT_HEADER_BYTES : 0) + copies.length * (RECT_HEADER_BYTES + 4);
-  for (const b of p.pseudo) size += b.length;
   for (const b of [...body!, ...after!]) size += b.length;
   const msg = new Uint8Array(size);
   const dv = new DataView(msg.buffer);
   msg[0] = SERVER_FRAMEBUFFER_UPDATE;
   dv.setUint16(2, lastRect ? 0xffff : count);
   let o = 4;
-  for (const b of p.pseudo) {
-    msg.set(b, o);
-    o += b.length;
-  }
   for (const b of body!) {
     msg.set(b, o);
     o += b.length;

@@ -17,9 +17,6 @@ export class ZStream {
   private chunks: Buffer[] = [];
   private failed: Error | undefined;
   private readonly waiting = new Set<Waiting>();
-  /** Bytes given to compress() and bytes it produced, for figures. */
-  bytesIn = 0;
-  bytesOut = 0;
 
   constructor(readonly level: number) {
     this.deflate = createDeflate({ level });
@@ -37,14 +34,12 @@ export class ZStream {
     return new Promise<Buffer>((resolve, reject) => {
       const w: Waiting = { resolve, reject };
       this.waiting.add(w);
-      this.bytesIn += data.length;
       this.deflate.write(data);
       this.deflate.flush(constants.Z_SYNC_FLUSH, () => {
         this.waiting.delete(w);
         if (this.failed) return;
         const out = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
         this.chunks = [];
-        this.bytesOut += out.length;
         resolve(out);
       });
     });

@@ -15,6 +15,7 @@ import { describe, expect, it } from 'vitest';
 import {
   type ClientMessage,
   clientMessageName,
+  clientMessageNeeds,
   MAX_CUT_TEXT,
   MAX_ENCODINGS,
   MAX_MESSAGE_BYTES,
@@ -204,5 +205,32 @@ describe('parseClientMessage: bad input throws RfbProtocolError', () => {
     const r = parseClientMessage(b)!;
     expect(r.size).toBe(8);
     expectProtocolError(b.subarray(r.size), /unknown client message type 99/);
+  });
+});
+
+describe('clientMessageNeeds', () => {
+  it('says how many bytes a cut message needs in all, so a receiver joins its chunks once', () => {
+    const cut = new Uint8Array(8);
+    const dv = new DataView(cut.buffer);
+    cut[0] = 6;
+    dv.setUint32(4, 1 << 20);
+    expect(clientMessageNeeds(cut.subarray(0, 3))).toBe(8);
+    expect(clientMessageNeeds(cut)).toBe(8 + (1 << 20));
+    expect(clientMessageNeeds(Uint8Array.of(2, 0))).toBe(4);
+    expect(clientMessageNeeds(Uint8Array.of(2, 0, 0, 3))).toBe(16);
+    expect(clientMessageNeeds(Uint8Array.of(0))).toBe(20);
+    expect(clientMessageNeeds(Uint8Array.of(248, 0, 0, 0, 0, 0, 0, 0, 10))).toBe(19);
+    expect(clientMessageNeeds(Uint8Array.of(251, 0, 0, 0, 0, 0, 2))).toBe(8);
+    expect(clientMessageNeeds(Uint8Array.of(251, 0, 0, 0, 0, 0, 2, 0))).toBe(40);
+    expect(clientMessageNeeds(new Uint8Array(0))).toBe(1);
+    // Always more than a cut message has (the receiver waits for at least one more byte).
+    for (const [type, size] of [[3, 10], [4, 8], [5, 6], [150, 10]] as const) {
+      for (let n = 1; n < size; n++) {
+        const b = new Uint8Array(n);
+        b[0] = type;
+        expect(parseClientMessage(b)).toBeUndefined();
+        expect(clientMessageNeeds(b)).toBe(size);
+      }
+    }
   });
 });

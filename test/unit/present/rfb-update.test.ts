@@ -9,7 +9,7 @@
  * two rectangles), clipped to the requested area (the rest follows with the next request); a
  * `full` update sends every tile of the area changed or not; an area outside the frame sends
  * nothing; a change of size, format or pitch sends everything; nothing changed is an empty
- * message (and only the pseudo-rectangles when there are some, which always come first); CopyRect
+ * message; a continued Zlib/ZRLE stream whose state is gone fails; CopyRect
  * for tiles repeating an earlier tile of the same update (after their source, never for a
  * one-colour tile with Zlib/ZRLE, never without the client's CopyRect); LastRect (count 0xFFFF and
  * the terminating rectangle); Zlib data on a stream that persists across updates; mergeTiles.
@@ -20,7 +20,6 @@ import { describe, expect, it } from 'vitest';
 import { type PixelFormat, pixelFormatByName } from '../../../src/abi/fourcc.js';
 import { packColor, storePixel, toRgba } from '../../../src/present/pixels.js';
 import { RFB_XRGB8888, type RfbPixelFormat } from '../../../src/present/rfb/pixel-format.js';
-import { desktopSizeRect, extendedDesktopSizeRect } from '../../../src/present/rfb/protocol.js';
 import { mergeTiles, type PixelEncoding, rfbCodec, type RfbSlotState, type RfbUpdateParams } from '../../../src/present/rfb/rfb-update.js';
 import type { Raster, Rect } from '../../../src/present/tiles.js';
 
@@ -236,7 +235,7 @@ interface Opts {
   lastRect?: boolean;
   full?: boolean;
   area?: Rect;
-  pseudo?: Uint8Array[];
+  continued?: boolean;
   pf?: RfbPixelFormat;
 }
 
@@ -257,7 +256,7 @@ class Slot {
       zlibLevel: 1,
       full: o.full ?? false,
       area: o.area ?? { x: 0, y: 0, w: r.width, h: r.height },
-      pseudo: o.pseudo ?? [],
+      continued: o.continued ?? false,
     };
     const res = await rfbCodec.update(r, this.state, params);
     this.state = res.state;
@@ -577,12 +576,11 @@ describe('rfbCodec: message structure', () => {
     await slot.update(r);
     setPixel(r, 5, 5, [0, 0, 0]);
     setPixel(r, 140, 90, [0, 0, 0]);
-    const ds = desktopSizeRect(W, H);
-    const u = await slot.update(r, { lastRect: true, pseudo: [ds] });
+    const u = await slot.update(r, { lastRect: true });
     const d = u.decoded!;
     expect(d.count).toBe(0xffff);
-    expect(d.rects.map((q) => q.encoding)).toEqual([DESKTOP_SIZE, RAW, RAW, LAST_RECT]);
-    expect(d.rects[3]).toMatchObject({ x: 0, y: 0, w: 0, h: 0 });
+    expect(d.rects.map((q) => q.encoding)).toEqual([RAW, RAW, LAST_RECT]);
+    expect(d.rects[2]).toMatchObject({ x: 0, y: 0, w: 0, h: 0 });
     expect([...u.msg.subarray(u.msg.length - 12)]).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x20]);
     expect(u.tiles).toBe(2);
     expectPicture(slot.screen, r);
@@ -597,29 +595,15 @@ describe('rfbCodec: message structure', () => {
     slot.close();
   });
 
-  it('pseudo-rectangles come first, byte for byte, and count in the rectangle count', async () => {
+  it('a continued stream whose state is gone (the encoder restarted) fails instead of starting a new one', async () => {
     const r = raster(XRGB8888, W, H, noise(4));
     const slot = new Slot(W, H);
-    const eds = extendedDesktopSizeRect(0, 0, W, H);
-    const ds = desktopSizeRect(W, H);
-    const u = await slot.update(r, { pseudo: [eds, ds] });
-    expect(u.msg[0]).toBe(0);
-    expect(u.msg[1]).toBe(0);
-    expect(new DataView(u.msg.buffer, u.msg.byteOffset).getUint16(2)).toBe(3);
-    expect([...u.msg.subarray(4, 4 + eds.length)]).toEqual([...eds]);
-    expect([...u.msg.subarray(4 + eds.length, 4 + eds.length + ds.length)]).toEqual([...ds]);
-    expect(u.decoded!.rects.map((q) => q.encoding)).toEqual([EXT_DESKTOP_SIZE, DESKTOP_SIZE, RAW]);
-    slot.close();
-  });
-
-  it('nothing changed but pseudo-rectangles to send: a message of only those', async () => {
-    const r = raster(XRGB8888, W, H, noise(4));
-    const slot = new Slot(W, H);
-    await slot.update(r);
-    const eds = extendedDesktopSizeRect(1, 1, W, H);
-    const u = await slot.update(r, { pseudo: [eds] });
-    expect([...u.msg]).toEqual([0, 0, 0, 1, ...eds]);
-    expect(u.tiles).toBe(0);
+    await expect(slot.update(r, { encoding: ZLIB, continued: true })).rejects.toThrow(/zlib stream was lost/);
+    await expect(slot.update(r, { encoding: ZRLE, continued: true })).rejects.toThrow(/zlib stream was lost/);
+    // Raw has no stream; a first Zlib update starts one.
+    await slot.update(r, { encoding: RAW, continued: true });
+    await slot.update(r, { encoding: ZLIB, continued: false, full: true });
+    await slot.update(r, { encoding: ZLIB, continued: true, full: true });
     slot.close();
   });
 
@@ -644,7 +628,7 @@ describe('rfbCodec: message structure', () => {
   it('ZRLE: its own stream; the data length field matches the bytes that follow', async () => {
     const r = raster(XRGB8888, W, H, noise(6));
     const slot = new Slot(W, H);
-    const res = await rfbCodec.update(r, undefined, { pf: RFB_XRGB8888, encoding: ZRLE, copyRect: false, lastRect: false, zlibLevel: 9, full: false, area: { x: 0, y: 0, w: W, h: H }, pseudo: [] });
+    const res = await rfbCodec.update(r, undefined, { pf: RFB_XRGB8888, encoding: ZRLE, copyRect: false, lastRect: false, zlibLevel: 9, full: false, area: { x: 0, y: 0, w: W, h: H }, continued: false });
     const dv = new DataView(res.msg.buffer, res.msg.byteOffset);
     expect(dv.getUint16(2)).toBe(1);
     expect(dv.getInt32(4 + 8)).toBe(ZRLE);
