@@ -8,12 +8,12 @@
  * Needs edid-decode (.ci/run installs it): a missing tool is a failure, never a skip.
  */
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildEdid, type EdidOptions } from '../../src/back/edid.js';
+import { onPath } from '../support/on-path.js';
 
 const TOOL = 'edid-decode';
 
@@ -50,18 +50,6 @@ const NAMED = CASES.map(([width, height, refreshHz]) => ({
   refreshHz,
 }));
 
-async function onPath(tool: string): Promise<boolean> {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    try {
-      await access(path.join(dir, tool), constants.X_OK);
-      return true;
-    } catch {
-      // not in this directory
-    }
-  }
-  return false;
-}
 
 interface Run {
   readonly code: number;

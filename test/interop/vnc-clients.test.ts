@@ -33,8 +33,7 @@
  * failure, never a skip.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -46,6 +45,7 @@ import type { VncServer } from '../../src/present/vnc-server.js';
 import { runSession, type SessionResult } from '../../src/run/session.js';
 import { parseVdisplSpec } from '../../src/toolstack/vdispl-spec.js';
 import { BAND_ROWS, MOVER, MOVER_Y, type PatternKind, type VncPatternArgs, vncPattern } from './guests/vnc-pattern.js';
+import { onPath } from '../support/on-path.js';
 
 const GUEST = new URL('./guests/vnc-pattern.ts', import.meta.url).href;
 
@@ -156,18 +156,6 @@ function run(cmd: string, args: readonly string[], o: RunOptions = {}): Promise<
   });
 }
 
-async function onPath(tool: string): Promise<boolean> {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    try {
-      await access(path.join(dir, tool), constants.X_OK);
-      return true;
-    } catch {
-      // not in this directory
-    }
-  }
-  return false;
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -7,11 +7,9 @@
  * Needs vncpasswd (.ci/run installs it): a missing tool is a failure, never a skip.
  */
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
-import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { deobfuscateVncPassword, obfuscateVncPassword } from '../../src/present/rfb/des.js';
+import { onPath } from '../support/on-path.js';
 
 const TOOL = 'vncpasswd';
 
@@ -27,18 +25,6 @@ const PASSWORDS: readonly (readonly [string, string])[] = [
   ['high bytes only', 'éàü'],
 ];
 
-async function onPath(tool: string): Promise<boolean> {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    try {
-      await access(path.join(dir, tool), constants.X_OK);
-      return true;
-    } catch {
-      // not in this directory
-    }
-  }
-  return false;
-}
 
 /** Runs `vncpasswd -f` with `password` and a newline on stdin; resolves with the bytes it printed. */
 function vncpasswdFilter(password: string): Promise<Uint8Array> {

@@ -8,14 +8,15 @@
  * Needs xenstore-utils (.ci/run installs it): a missing tool is a failure, never a skip.
  */
 import { execFile, spawn } from 'node:child_process';
-import { constants, existsSync } from 'node:fs';
-import { access, mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { XsClient } from '../../src/xenstore/client.js';
 import { connectSocket } from '../../src/xenstore/client-transports.js';
 import { spawnXenstored, waitUntil, type XenstoredProcess } from '../integration/xenstore-helpers.js';
+import { onPath } from '../support/on-path.js';
 
 const TOOLS = [
   'xenstore-read',
@@ -29,18 +30,6 @@ const TOOLS = [
 ] as const;
 type Tool = (typeof TOOLS)[number];
 
-async function onPath(tool: string): Promise<boolean> {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    try {
-      await access(path.join(dir, tool), constants.X_OK);
-      return true;
-    } catch {
-      // not in this directory
-    }
-  }
-  return false;
-}
 
 interface Run {
   readonly code: number;
