@@ -9,18 +9,11 @@
  *   (0 raw RGBA, 1 RLE RGBA, see tiles.ts), u32 length, bytes.
  */
 import type { UpdateCodec } from './frame-encoder.js';
-import { changedTiles, copyTiles, ENC_RAW, ENC_RLE, encodeTile, type Raster } from './tiles.js';
+import { ENC_RAW, ENC_RLE, encodeTile, type Raster, type Shadow, takeDamage } from './tiles.js';
 
 export const MSG_FRAME = 1;
 const HEADER = 24;
 const TILE_HEADER = 13;
-
-/** What a client has of one connector: the visible rows in the frame's own format. */
-export interface Shadow {
-  /** Geometry and format the bytes are in; a change means a full update. */
-  readonly key: string;
-  readonly data: Uint8Array;
-}
 
 export interface UpdateHeader {
   readonly id: number;
@@ -36,20 +29,8 @@ export interface FrameUpdate {
 
 /** Encodes the tiles of `raster` that differ from `shadow` (all of them without one) and updates the shadow. */
 export function encodeUpdate(raster: Raster, shadow: Shadow | undefined, h: UpdateHeader): FrameUpdate {
-  const key = `${raster.width}x${raster.height}/${raster.format.fourcc}/${raster.pitch}`;
-  const same = shadow?.key === key ? shadow.data : undefined;
-  const rects = changedTiles(raster, same);
-  // The tiles are copied into the shadow first and encoded from there: the guest may be drawing
-  // into this very memory, and the client must get exactly what the shadow says it has (a pixel
-  // changed after the copy differs from the shadow, so it goes with the next update).
-  let next: Shadow;
-  if (same) {
-    copyTiles(raster, same, rects);
-    next = shadow!;
-  } else {
-    next = { key, data: raster.data.slice() };
-  }
-  const settled: Raster = { ...raster, data: next.data };
+  // Encoded from the shadow after copying: see takeDamage.
+  const { rects, shadow: next, settled } = takeDamage(raster, shadow);
   const tiles = rects.map((r) => encodeTile(settled, r));
   let size = HEADER;
   for (const t of tiles) size += TILE_HEADER + t.data.length;

@@ -105,6 +105,62 @@ export function copyTiles(cur: Raster, shadow: Uint8Array, rects: readonly Rect[
   }
 }
 
+/** What a client has of a connector: the visible rows in the frame's own format, valid for geometry `key`. */
+export interface Shadow {
+  readonly key: string;
+  readonly data: Uint8Array;
+}
+
+export interface Damage {
+  /** What to send, in row order. */
+  readonly rects: Rect[];
+  /** The client's shadow once it has them. */
+  readonly shadow: Shadow;
+  /** `raster` over the shadow's bytes: encode from this (the guest may be drawing meanwhile). */
+  readonly settled: Raster;
+}
+
+function intersect(a: Rect, b: Rect): Rect | undefined {
+  const x = Math.max(a.x, b.x);
+  const y = Math.max(a.y, b.y);
+  const x1 = Math.min(a.x + a.w, b.x + b.w);
+  const y1 = Math.min(a.y + a.h, b.y + b.h);
+  return x1 > x && y1 > y ? { x, y, w: x1 - x, h: y1 - y } : undefined;
+}
+
+/**
+ * What a client lacks of `raster`, taken into its shadow: the tiles that differ from `shadow`
+ * (every tile when `full`), clipped to `area`, are copied into the shadow first and are to be
+ * encoded from it, so the client gets exactly what the shadow says it has (a pixel the guest
+ * changes after the copy differs from the shadow and goes next time). Without a shadow of this
+ * geometry and format the client's copy is unknown: everything, whatever the area. Rectangles of
+ * YUYV start and end on a pixel pair (the pair shares its chroma).
+ */
+export function takeDamage(raster: Raster, shadow: Shadow | undefined, o: { readonly area?: Rect; readonly full?: boolean } = {}): Damage {
+  const key = `${raster.width}x${raster.height}/${raster.format.fourcc}/${raster.pitch}`;
+  if (shadow?.key !== key) {
+    const next = { key, data: raster.data.slice() };
+    return { rects: changedTiles(raster, undefined), shadow: next, settled: { ...raster, data: next.data } };
+  }
+  const tiles = changedTiles(raster, o.full ? undefined : shadow.data);
+  let rects = tiles;
+  if (o.area) {
+    const area = o.area;
+    const pairs = raster.format.layout.kind === 'yuv422';
+    rects = [];
+    for (const t of tiles) {
+      const r = intersect(t, area);
+      if (!r) continue;
+      if (pairs) {
+        const x = r.x & ~1;
+        rects.push({ x, y: r.y, w: Math.min(raster.width, (r.x + r.w + 1) & ~1) - x, h: r.h });
+      } else rects.push(r);
+    }
+  }
+  copyTiles(raster, shadow.data, rects);
+  return { rects, shadow, settled: { ...raster, data: shadow.data } };
+}
+
 export const ENC_RAW = 0;
 /** Runs of equal RGBA pixels: repeated (u16 count, u32 pixel), little-endian. */
 export const ENC_RLE = 1;

@@ -9,9 +9,10 @@
  * page waits to paint the previous one. Updates are computed by a FrameEncoder (a worker thread
  * by default), only when a client can take one; messages are described in frame-update.ts.
  */
-import type { ConnectorInfo, ConnectorOutput, Frame, OutputConfig, Presenter } from '../back/presenter.js';
+import type { ConnectorInfo, ConnectorOutput, Frame, Presenter } from '../back/presenter.js';
 import { type FrameEncoder, WorkerFrameEncoder } from './frame-encoder.js';
 import { type UpdateHeader, VIEWER_CODEC } from './frame-update.js';
+import { ShownConnector } from './shown-connector.js';
 
 export interface ViewerConnectorInfo {
   readonly id: number;
@@ -26,10 +27,6 @@ export interface ViewerClient {
   sendFrame(msg: Uint8Array): void;
   /** Sends a JSON control message. */
   sendJson(msg: unknown): void;
-}
-
-function now(): number {
-  return performance.timeOrigin + performance.now();
 }
 
 interface InFlight {
@@ -77,17 +74,11 @@ export interface ConnectorFigures extends ViewerConnectorInfo {
   readonly encoded: number;
 }
 
-class FeedConnector implements ConnectorOutput {
-  frame: Frame | undefined;
-  config: OutputConfig | undefined;
-  flipTime = 0;
-  /** Increments with every presented frame. */
-  seq = 0;
+class FeedConnector extends ShownConnector {
   /** Whether the current seq is a presented frame (not a mode set). */
   seqIsFrame = false;
   /** Frames presented since the last seq any client was sent. */
   unsent = 0;
-  presented = 0;
   painted = 0;
   skipped = 0;
   lastCountedSeq = 0;
@@ -101,42 +92,23 @@ class FeedConnector implements ConnectorOutput {
     readonly info: ConnectorInfo,
     readonly name: string,
     private readonly feed: ViewerFeed,
-  ) {}
-
-  configure(config: OutputConfig | undefined): void {
-    this.config = config;
-    this.frame = config?.frame;
-    this.flipTime = now();
-    this.seq++;
-    this.seqIsFrame = false;
-    this.feed.changed(this, true);
+  ) {
+    super();
   }
 
-  present(frame: Frame): void {
-    this.frame = frame;
-    this.flipTime = now();
-    this.seq++;
-    this.seqIsFrame = true;
-    this.unsent++;
-    this.presented++;
-    this.feed.changed(this, false);
+  protected changed(mode: boolean): void {
+    this.seqIsFrame = !mode;
+    if (!mode) this.unsent++;
+    this.feed.changed(this, mode);
   }
 
-  close(): void {
-    this.frame = undefined;
-    this.config = undefined;
+  protected gone(): void {
     this.feed.removed(this);
   }
 
-  /** What is shown: width and height of the mode, the frame's format. */
-  get shown(): { width: number; height: number; format: string } | undefined {
-    if (!this.config || !this.frame) return undefined;
-    return { width: Math.min(this.config.width, this.frame.width), height: Math.min(this.config.height, this.frame.height), format: this.frame.format.name };
-  }
-
   describe(): ViewerConnectorInfo {
-    const s = this.shown;
-    return { id: this.id, name: this.name, width: s?.width ?? this.info.width, height: s?.height ?? this.info.height, format: s?.format ?? '' };
+    const s = this.current();
+    return { id: this.id, name: this.name, width: s?.width ?? this.info.width, height: s?.height ?? this.info.height, format: s?.frame.format.name ?? '' };
   }
 }
 
@@ -262,9 +234,9 @@ export class ViewerFeed implements Presenter {
   }
 
   private sendTo(client: ViewerClient, st: ClientState, c: FeedConnector): void {
-    const shown = c.shown;
-    const frame = c.frame;
-    if (!shown || !frame || st.closed) return;
+    const shown = c.current();
+    if (!shown || st.closed) return;
+    const frame = shown.frame;
     if (st.sent.get(c.id) === c.seq) return;
     let q = st.inflight.get(c.id);
     if (!q) st.inflight.set(c.id, (q = []));
@@ -320,8 +292,8 @@ export class ViewerFeed implements Presenter {
   frames(): { name: string; frame: Frame; width: number; height: number }[] {
     const out = [];
     for (const c of this.connectors.values()) {
-      const s = c.shown;
-      if (s && c.frame) out.push({ name: c.name, frame: c.frame, width: s.width, height: s.height });
+      const s = c.current();
+      if (s) out.push({ name: c.name, frame: s.frame, width: s.width, height: s.height });
     }
     return out;
   }

@@ -17,6 +17,7 @@
 import type { Socket } from 'node:net';
 import type { Frame } from '../back/presenter.js';
 import type { FrameEncoder } from './frame-encoder.js';
+import { epochMs } from './shown-connector.js';
 import { type ClientMessage, clientMessageNeeds, parseClientMessage, RfbProtocolError } from './rfb/client-messages.js';
 import { RfbHandshake } from './rfb/handshake.js';
 import { describePixelFormat, nativePixelFormat, type RfbPixelFormat } from './rfb/pixel-format.js';
@@ -85,10 +86,6 @@ const MAX_QUEUED_CONTROLS = 64;
 /** Updates are written in slices, so a client taking a big one slowly shows progress. */
 const WRITE_SLICE = 256 * 1024;
 const DEFAULT_ZLIB_LEVEL = 1;
-
-function now(): number {
-  return performance.timeOrigin + performance.now();
-}
 
 function clip(a: Rect, w: number, h: number): Rect | undefined {
   const x1 = Math.min(a.x + a.w, w);
@@ -481,7 +478,7 @@ export class VncClient {
           if (params.encoding === ENCODING_ZLIB) this.zlibUsed = true;
           if (params.encoding === ENCODING_ZRLE) this.zrleUsed = true;
           this.updates++;
-          this.write(r.msg, () => this.o.onUpdate?.(r.msg.length, r.encodeMs, now() - flipTime));
+          this.write(r.msg, () => this.o.onUpdate?.(r.msg.length, r.encodeMs, epochMs() - flipTime));
         }
         const after = this.after;
         this.after = [];

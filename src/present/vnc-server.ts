@@ -12,10 +12,11 @@
  * while holding its dma-buf.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import type { ConnectorInfo, ConnectorOutput, Frame, OutputConfig, Presenter } from '../back/presenter.js';
+import type { ConnectorInfo, ConnectorOutput, Frame, Presenter } from '../back/presenter.js';
 import { pixelFormatByName } from '../abi/fourcc.js';
 import { type FrameEncoder, WorkerFrameEncoder } from './frame-encoder.js';
 import { RFB_CODEC, type RfbUpdateParams } from './rfb/rfb-update.js';
+import { ShownConnector } from './shown-connector.js';
 import { VncClient, type VncSource } from './vnc-client.js';
 
 export interface VncEndpointSpec {
@@ -58,21 +59,12 @@ export interface VncFigures {
   readonly latencies: readonly number[];
 }
 
-function now(): number {
-  return performance.timeOrigin + performance.now();
-}
-
 const XRGB8888 = pixelFormatByName('XRGB8888')!;
 
-class Endpoint implements VncSource, ConnectorOutput {
+class Endpoint extends ShownConnector implements VncSource {
   server!: Server;
   port = 0;
   readonly clients = new Set<VncClient>();
-  frame: Frame | undefined;
-  config: OutputConfig | undefined;
-  seq = 0;
-  flipTime = 0;
-  presented = 0;
   updates = 0;
   bytes = 0;
   encodeMs = 0;
@@ -85,15 +77,12 @@ class Endpoint implements VncSource, ConnectorOutput {
     readonly index: number,
     readonly spec: VncEndpointSpec,
     private readonly vnc: VncServer,
-  ) {}
+  ) {
+    super();
+  }
 
   get name(): string {
     return this.spec.name;
-  }
-
-  current(): { frame: Frame; width: number; height: number } | undefined {
-    if (!this.config || !this.frame) return undefined;
-    return { frame: this.frame, width: Math.min(this.config.width, this.frame.width), height: Math.min(this.config.height, this.frame.height) };
   }
 
   size(): { width: number; height: number } {
@@ -143,27 +132,12 @@ class Endpoint implements VncSource, ConnectorOutput {
     this.clients.add(client);
   }
 
-  // ConnectorOutput: never waits.
-  configure(config: OutputConfig | undefined): void {
-    this.config = config;
-    this.frame = config?.frame;
-    this.flipTime = now();
-    this.seq++;
+  protected changed(): void {
     this.notify();
   }
 
-  present(frame: Frame): void {
-    this.frame = frame;
-    this.flipTime = now();
-    this.seq++;
-    this.presented++;
-    this.notify();
-  }
-
-  close(): void {
-    this.config = undefined;
-    this.frame = undefined;
-    this.seq++;
+  /** The guest went away: clients see black and stay. */
+  protected gone(): void {
     this.notify();
   }
 

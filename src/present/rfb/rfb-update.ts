@@ -18,7 +18,7 @@
  * nothing in it is an empty message: the caller keeps the client's request for the next frame.
  */
 import type { UpdateCodec, UpdateResult } from '../frame-encoder.js';
-import { changedTiles, copyTiles, type Raster, type Rect, TILE } from '../tiles.js';
+import { type Raster, type Rect, type Shadow, takeDamage } from '../tiles.js';
 import { ClientPixels } from './client-pixels.js';
 import { PixelWriter, type RfbPixelFormat } from './pixel-format.js';
 import { ENCODING_COPY_RECT, ENCODING_RAW, ENCODING_ZLIB, ENCODING_ZRLE, PSEUDO_LAST_RECT, putRectHeader, RECT_HEADER_BYTES, SERVER_FRAMEBUFFER_UPDATE } from './protocol.js';
@@ -49,7 +49,7 @@ export interface RfbUpdateParams {
 
 export interface RfbSlotState {
   /** What the client has, in the frame's format; `key` is the geometry it is valid for. */
-  shadow: { readonly key: string; readonly data: Uint8Array } | undefined;
+  shadow: Shadow | undefined;
   zlib: ZStream | undefined;
   zrle: ZStream | undefined;
 }
@@ -57,26 +57,6 @@ export interface RfbSlotState {
 interface Copy {
   readonly dst: Rect;
   readonly src: Rect;
-}
-
-function intersect(a: Rect, b: Rect): Rect | undefined {
-  const x = Math.max(a.x, b.x);
-  const y = Math.max(a.y, b.y);
-  const x1 = Math.min(a.x + a.w, b.x + b.w);
-  const y1 = Math.min(a.y + a.h, b.y + b.h);
-  return x1 > x && y1 > y ? { x, y, w: x1 - x, h: y1 - y } : undefined;
-}
-
-function alignToPairs(r: Rect, width: number): Rect {
-  const x = r.x & ~1;
-  const x1 = Math.min(width, (r.x + r.w + 1) & ~1);
-  return { x, y: r.y, w: x1 - x, h: r.h };
-}
-
-function allTiles(width: number, height: number): Rect[] {
-  const out: Rect[] = [];
-  for (let y = 0; y < height; y += TILE) for (let x = 0; x < width; x += TILE) out.push({ x, y, w: Math.min(TILE, width - x), h: Math.min(TILE, height - y) });
-  return out;
 }
 
 /** A hash of the bytes of `r` (FNV-1a, over 32-bit words when the rows allow), and whether all its pixels are equal. */
@@ -216,28 +196,8 @@ async function update(raster: Raster, prev: RfbSlotState | undefined, p: RfbUpda
   const streamKept = p.encoding === ENCODING_ZLIB ? prev?.zlib : p.encoding === ENCODING_ZRLE ? prev?.zrle : true;
   if (p.continued && !streamKept) throw new Error('the connection\'s zlib stream was lost (the encoder restarted)');
   const state: RfbSlotState = prev ?? { shadow: undefined, zlib: undefined, zrle: undefined };
-  const key = `${raster.width}x${raster.height}/${raster.format.fourcc}/${raster.pitch}`;
-  const same = state.shadow?.key === key ? state.shadow.data : undefined;
-  const whole: Rect = { x: 0, y: 0, w: raster.width, h: raster.height };
-  // Without a shadow for this geometry the client's copy is unknown: everything goes.
-  const area = same ? intersect(p.area, whole) : whole;
-  const tiles = !area ? [] : same && !p.full ? changedTiles(raster, same) : allTiles(raster.width, raster.height);
-  // YUYV pixels come in pairs sharing their chroma: a rectangle starts and ends on a pair.
-  const pairs = raster.format.layout.kind === 'yuv422';
-  const rects: Rect[] = [];
-  if (area) for (const t of tiles) {
-    const r = intersect(t, area);
-    if (r) rects.push(pairs ? alignToPairs(r, raster.width) : r);
-  }
-  let data: Uint8Array;
-  if (same) {
-    copyTiles(raster, same, rects);
-    data = same;
-  } else {
-    data = raster.data.slice();
-    state.shadow = { key, data };
-  }
-  const settled: Raster = { ...raster, data };
+  const { rects, shadow, settled } = takeDamage(raster, state.shadow, { area: p.area, full: p.full });
+  state.shadow = shadow;
   const { pixels, copies } = p.copyRect ? findCopies(settled, rects, p.encoding !== ENCODING_RAW) : { pixels: rects, copies: [] as Copy[] };
   // The last tile goes last: some clients (gvnccapture) take the update as complete once its
   // bottom-right corner arrived. With copies, a last tile that is not a copy (never a source:
