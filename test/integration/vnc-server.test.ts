@@ -1219,8 +1219,8 @@ describe('bad input', () => {
     await fullUpdate(c, tf, 'after the idle connection');
   });
 
-  it('a client flooding fence requests while never reading: its input stops being read once 64 answers wait, and it goes as not reading; memory stays bounded', async () => {
-    const h = await startVnc({ stallMs: 300 });
+  it('a client flooding fence requests while never reading: its input stops being read once 64 answers wait (so they cannot pile up), and it goes as not reading', async () => {
+    const h = await startVnc({ stallMs: 1500 });
     const tf = makeFrame(fmt('XRGB8888'), 67, 33, noise(1));
     show(h, tf);
     const other = await connect(h);
@@ -1235,10 +1235,35 @@ describe('bad input', () => {
     one[8] = 64;
     const flood = Buffer.concat(Array.from({ length: 200_000 }, () => one));
     raw.write(flood);
+    // The server stopped reading: most of the flood is still on the client's side (read on, it
+    // would all have been taken in well under a second).
+    await sleep(800);
+    expect(reasonLines(h.log, raw.peer)).toEqual([]);
+    expect(raw.sock.writableLength).toBeGreaterThan(flood.length / 4);
     await until(() => reasonLines(h.log, raw.peer).length === 1, 'the flooding client disconnected', 10_000);
-    expect(reasonLines(h.log, raw.peer)[0]).toMatch(/took nothing for 300 ms .*\(not reading\); disconnected$/);
+    expect(reasonLines(h.log, raw.peer)[0]).toMatch(/took nothing for 1500 ms .*\(not reading\); disconnected$/);
     // The other client is still served.
     await fullUpdate(other, tf, 'the other client after the flood');
+  });
+
+  it('after an incremental update of one area, a request for a larger area gets the rest of the flip without waiting for another', async () => {
+    const h = await startVnc();
+    const tf = makeFrame(fmt('XRGB8888'), 67, 33, noise(1));
+    show(h, tf);
+    const c = await connect(h);
+    await fullUpdate(c, tf, 'first');
+    // One flip changes a pixel on the left and one on the right.
+    invert(tf, 2, 2);
+    invert(tf, 66, 32);
+    void h.out.present(tf.frame);
+    c.requestUpdate(true, { x: 0, y: 0, w: 32, h: 33 });
+    const left = await c.nextUpdate(5000);
+    expect(left.rects.every((r) => r.x + r.w <= 32)).toBe(true);
+    // The whole screen now: the right-hand change comes at once (the guest does not flip again).
+    c.requestUpdate(true);
+    const rest = await c.nextUpdate(2000);
+    expect(rest.rects.some((r) => r.x <= 66 && 66 < r.x + r.w && r.y <= 32 && 32 < r.y + r.h)).toBe(true);
+    expectPicture(c, tf, 'both changes');
   });
 
   it('SetDesktopSize sent 10,000 times without a request: one refusal owed, sent once asked', async () => {
