@@ -114,8 +114,6 @@ export class VncClient {
   private handshakeBytes = 0;
   private ready = false;
   private closed = false;
-  version: RfbVersion | undefined;
-  shared = true;
   pf: RfbPixelFormat = nativePixelFormat(undefined);
   /** The framebuffer size the client knows. */
   width = 0;
@@ -151,8 +149,6 @@ export class VncClient {
   private writing = false;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private clippedLogged = false;
-  /** Updates sent. */
-  updates = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -197,10 +193,6 @@ export class VncClient {
     this.out.length = 0;
     this.o.encoder.forget(this.o.slot);
     this.source.removed(this);
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
   }
 
   /**
@@ -284,8 +276,6 @@ export class VncClient {
 
   private start(version: RfbVersion, shared: boolean): void {
     this.ready = true;
-    this.version = version;
-    this.shared = shared;
     if (!shared) this.source.exclusive(this);
     const { width, height } = this.source.size();
     this.width = width;
@@ -477,7 +467,6 @@ export class VncClient {
           if (this.request === request) this.request = undefined;
           if (params.encoding === ENCODING_ZLIB) this.zlibUsed = true;
           if (params.encoding === ENCODING_ZRLE) this.zrleUsed = true;
-          this.updates++;
           this.write(r.msg, () => this.o.onUpdate?.(r.msg.length, r.encodeMs, epochMs() - flipTime));
         }
         const after = this.after;

@@ -47,22 +47,6 @@ export type ClientMessage =
   | { readonly type: 'fence'; readonly flags: number; readonly payload: Uint8Array }
   | { readonly type: 'setDesktopSize'; readonly width: number; readonly height: number; readonly screens: number };
 
-const NAMES: Record<number, string> = {
-  [CLIENT_SET_PIXEL_FORMAT]: 'SetPixelFormat',
-  [CLIENT_SET_ENCODINGS]: 'SetEncodings',
-  [CLIENT_FRAMEBUFFER_UPDATE_REQUEST]: 'FramebufferUpdateRequest',
-  [CLIENT_KEY_EVENT]: 'KeyEvent',
-  [CLIENT_POINTER_EVENT]: 'PointerEvent',
-  [CLIENT_CUT_TEXT]: 'ClientCutText',
-  [CLIENT_ENABLE_CONTINUOUS_UPDATES]: 'EnableContinuousUpdates',
-  [CLIENT_FENCE]: 'ClientFence',
-  [CLIENT_SET_DESKTOP_SIZE]: 'SetDesktopSize',
-};
-
-export function clientMessageName(type: number): string {
-  return NAMES[type] ?? `message type ${type}`;
-}
-
 function area(dv: DataView, at: number): Area {
   return { x: dv.getUint16(at), y: dv.getUint16(at + 2), w: dv.getUint16(at + 4), h: dv.getUint16(at + 6) };
 }

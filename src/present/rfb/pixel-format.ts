@@ -79,10 +79,6 @@ export function checkPixelFormat(pf: RfbPixelFormat): void {
   }
 }
 
-export function samePixelFormat(a: RfbPixelFormat, b: RfbPixelFormat): boolean {
-  return a.bitsPerPixel === b.bitsPerPixel && a.depth === b.depth && a.bigEndian === b.bigEndian && a.trueColour === b.trueColour && a.redMax === b.redMax && a.greenMax === b.greenMax && a.blueMax === b.blueMax && a.redShift === b.redShift && a.greenShift === b.greenShift && a.blueShift === b.blueShift;
-}
-
 export function describePixelFormat(pf: RfbPixelFormat): string {
   const ch = (max: number, shift: number): string => `${bitsOf(max)}@${shift}`;
   return `${pf.bitsPerPixel}bpp depth ${pf.depth} ${pf.bigEndian ? 'BE' : 'LE'} r${ch(pf.redMax, pf.redShift)} g${ch(pf.greenMax, pf.greenShift)} b${ch(pf.blueMax, pf.blueShift)}`;

@@ -14,7 +14,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   type ClientMessage,
-  clientMessageName,
   clientMessageNeeds,
   MAX_CUT_TEXT,
   MAX_ENCODINGS,
@@ -126,15 +125,6 @@ describe('parseClientMessage: valid messages', () => {
     expect(parseClientMessage(b.subarray(0, 8))).toBeUndefined();
     expect(parseClientMessage(b.subarray(0, b.length - 1))).toBeUndefined();
     expect(parseClientMessage(b)).toEqual({ msg: { type: 'cutText', length: MAX_CUT_TEXT }, size: MAX_MESSAGE_BYTES });
-  });
-
-  it('names message types', () => {
-    expect(clientMessageName(0)).toBe('SetPixelFormat');
-    expect(clientMessageName(3)).toBe('FramebufferUpdateRequest');
-    expect(clientMessageName(150)).toBe('EnableContinuousUpdates');
-    expect(clientMessageName(248)).toBe('ClientFence');
-    expect(clientMessageName(251)).toBe('SetDesktopSize');
-    expect(clientMessageName(7)).toBe('message type 7');
   });
 });
 
